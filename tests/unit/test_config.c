@@ -1,0 +1,650 @@
+/* test_config.c - unit tests of src/conf/config.c: every option of the configuration file,
+ * every kind of error (with its exact "FILE:LINE: " prefix) and the command line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+
+static char tmpdir[256];
+static int file_counter;
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/midge-test-config-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Write text to a new file in tmpdir; returns its path (static buffer per call site). */
+static const char *write_conf(const char *text, char *path, size_t pathlen)
+{
+    snprintf(path, pathlen, "%s/c%d.conf", tmpdir, ++file_counter);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Load text as a file; on success returns 0 with *cfg filled from defaults + text. */
+static int load(const char *text, config_t *cfg, char *err, size_t errlen)
+{
+    char path[300];
+    write_conf(text, path, sizeof(path));
+    config_init(cfg);
+    err[0] = '\0';
+    return config_load_file(cfg, path, err, errlen);
+}
+
+static void load_ok(const char *text, config_t *cfg)
+{
+    char err[512];
+    int rc = load(text, cfg, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("unexpected error for \"%s\": %s", text, err);
+}
+
+/* The error must be "PATH:LINE: " followed by a message that contains each of the
+ * NULL-terminated fragments. */
+static void load_err(const char *text, int line, ...)
+{
+    char path[300], err[512], prefix[340];
+    config_t cfg;
+    write_conf(text, path, sizeof(path));
+    config_init(&cfg);
+    err[0] = '\0';
+    int rc = config_load_file(&cfg, path, err, sizeof(err));
+    if (rc != -1)
+        fail_msg("expected an error for \"%s\"", text);
+    snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error \"%s\" does not start with \"%s\"", err, prefix);
+    va_list ap;
+    va_start(ap, line);
+    for (const char *frag = va_arg(ap, const char *); frag; frag = va_arg(ap, const char *)) {
+        if (!strstr(err, frag))
+            fail_msg("error \"%s\" does not mention \"%s\"", err, frag);
+    }
+    va_end(ap);
+}
+
+/* ---- defaults ---- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    config_t c;
+    config_init(&c);
+    assert_int_equal(c.listener_count, 0);
+    assert_int_equal(c.threads, 0);
+    assert_true(c.allow_anonymous);
+    assert_int_equal(c.max_connections, 0);
+    assert_int_equal(c.max_packet_size, 268435460u);
+    assert_int_equal(c.message_size_limit, 0);
+    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.max_queued_messages, 1000);
+    assert_int_equal(c.max_queued_bytes, 0);
+    assert_int_equal(c.max_keepalive, 65535);
+    assert_int_equal(c.sys_interval, 10);
+    assert_int_equal(c.connect_timeout, 10);
+    assert_int_equal(c.max_topic_alias, 10);
+    assert_int_equal(c.receive_maximum, 100);
+    assert_int_equal(c.log_types, CONFIG_LOG_DEFAULT);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDERR);
+    assert_true(c.log_timestamp);
+    assert_true(c.connection_messages);
+    assert_false(c.persistence);
+    assert_int_equal(c.default_listener, -1);
+    assert_int_equal(c.verbose, 0);
+    assert_false(c.daemon);
+    assert_string_equal(c.config_file, "");
+}
+
+/* ---- syntax ---- */
+
+static void test_comments_blank_whitespace(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("# a comment\n"
+            "\n"
+            "   \t  \n"
+            "   # an indented comment\n"
+            "  threads   3  \t\n"
+            "\tsys_interval\t7\r\n"
+            "max_keepalive 60", /* last line without a newline */
+            &c);
+    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.sys_interval, 7);
+    assert_int_equal(c.max_keepalive, 60);
+}
+
+static void test_empty_file(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("", &c);
+    assert_int_equal(c.listener_count, 0);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512];
+    char path[300];
+    snprintf(path, sizeof(path), "%s/does-not-exist.conf", tmpdir);
+    config_init(&c);
+    assert_int_equal(config_load_file(&c, path, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+/* ---- listeners ---- */
+
+static void test_listener(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("listener 1883\nlistener 8883 192.168.1.2\nlistener 9001 ::1\n", &c);
+    assert_int_equal(c.listener_count, 3);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_string_equal(c.listeners[0].bind_address, "");
+    assert_int_equal(c.listeners[1].port, 8883);
+    assert_string_equal(c.listeners[1].bind_address, "192.168.1.2");
+    assert_int_equal(c.listeners[2].port, 9001);
+    assert_string_equal(c.listeners[2].bind_address, "::1");
+    assert_int_equal(c.default_listener, -1);
+}
+
+static void test_listener_errors(void **state)
+{
+    (void)state;
+    load_err("listener\n", 1, "'listener'", "needs a value", NULL);
+    load_err("listener 0\n", 1, "'listener'", "0", "out of range", NULL);
+    load_err("listener 65536\n", 1, "'listener'", "65536", "out of range", NULL);
+    load_err("listener abc\n", 1, "'listener'", "'abc'", "not a number", NULL);
+    load_err("listener 1883 127.0.0.1 extra\n", 1, "'listener'", "'extra'", NULL);
+    load_err("listener 1883 127.0.0.1\nlistener 1883 127.0.0.1\n", 2, "'listener'",
+             "1883 127.0.0.1", "twice", NULL);
+    char big[200];
+    snprintf(big, sizeof(big), "listener 1883 %070d\n", 1);
+    load_err(big, 1, "'listener'", "too long", NULL);
+
+    /* 16 listeners fit, a 17th does not */
+    char text[1024] = "";
+    for (int i = 0; i < CONFIG_MAX_LISTENERS; i++) {
+        char line[40];
+        snprintf(line, sizeof(line), "listener %d\n", 2000 + i);
+        strcat(text, line);
+    }
+    config_t c;
+    load_ok(text, &c);
+    assert_int_equal(c.listener_count, CONFIG_MAX_LISTENERS);
+    strcat(text, "listener 3000\n");
+    load_err(text, CONFIG_MAX_LISTENERS + 1, "too many listeners", NULL);
+}
+
+static void test_port_and_bind_address(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("port 1884\n", &c);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1884);
+    assert_string_equal(c.listeners[0].bind_address, "");
+    assert_int_equal(c.default_listener, 0);
+
+    load_ok("bind_address 127.0.0.1\n", &c);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+
+    /* both describe the same default listener, in any order, beside explicit ones */
+    load_ok("listener 9001\nbind_address 10.0.0.1\nport 1999\n", &c);
+    assert_int_equal(c.listener_count, 2);
+    assert_int_equal(c.default_listener, 1);
+    assert_int_equal(c.listeners[1].port, 1999);
+    assert_string_equal(c.listeners[1].bind_address, "10.0.0.1");
+
+    load_err("port\n", 1, "'port'", "needs a value", NULL);
+    load_err("port 1883 1884\n", 1, "'port'", "extra value '1884'", NULL);
+    load_err("port 70000\n", 1, "'port'", "70000", "out of range", NULL);
+    load_err("port -1\n", 1, "'port'", "-1", "out of range", NULL);
+    load_err("bind_address\n", 1, "'bind_address'", "needs a value", NULL);
+    load_err("bind_address a b\n", 1, "'bind_address'", "extra value 'b'", NULL);
+}
+
+/* ---- numeric options ---- */
+
+static void test_numeric_options(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("threads 4\n"
+            "max_connections 500\n"
+            "max_packet_size 1048576\n"
+            "message_size_limit 65536\n"
+            "max_inflight_messages 5\n"
+            "max_queued_messages 50\n"
+            "max_queued_bytes 10000000000\n"
+            "max_keepalive 120\n"
+            "sys_interval 0\n"
+            "connect_timeout 3\n"
+            "max_topic_alias 0\n"
+            "receive_maximum 65535\n",
+            &c);
+    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.max_connections, 500);
+    assert_int_equal(c.max_packet_size, 1048576);
+    assert_int_equal(c.message_size_limit, 65536);
+    assert_int_equal(c.max_inflight_messages, 5);
+    assert_int_equal(c.max_queued_messages, 50);
+    assert_true(c.max_queued_bytes == 10000000000ull);
+    assert_int_equal(c.max_keepalive, 120);
+    assert_int_equal(c.sys_interval, 0);
+    assert_int_equal(c.connect_timeout, 3);
+    assert_int_equal(c.max_topic_alias, 0);
+    assert_int_equal(c.receive_maximum, 65535);
+}
+
+static void test_numeric_special_values(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("threads 0\n", &c);
+    assert_int_equal(c.threads, 0);
+    load_ok("max_connections -1\n", &c);
+    assert_int_equal(c.max_connections, 0);
+    load_ok("max_packet_size 0\n", &c);
+    assert_int_equal(c.max_packet_size, 268435460u);
+    load_ok("max_packet_size 268435460\n", &c);
+    assert_int_equal(c.max_packet_size, 268435460u);
+    load_ok("max_keepalive 65535\n", &c);
+    assert_int_equal(c.max_keepalive, 65535);
+    load_ok("max_queued_messages 4294967295\n", &c);
+    assert_int_equal(c.max_queued_messages, 4294967295u);
+    /* the last of repeated lines wins */
+    load_ok("threads 2\nthreads 1\n", &c);
+    assert_int_equal(c.threads, 1);
+}
+
+static void test_numeric_errors(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {
+        "threads",          "max_connections",     "max_packet_size",     "message_size_limit",
+        "max_inflight_messages", "max_queued_messages", "max_queued_bytes", "max_keepalive",
+        "sys_interval",     "connect_timeout",     "max_topic_alias",     "receive_maximum",
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char text[200], name[64];
+        snprintf(name, sizeof(name), "'%s'", opts[i]);
+        /* missing value, on line 2 after a comment */
+        snprintf(text, sizeof(text), "# x\n%s\n", opts[i]);
+        load_err(text, 2, name, "needs a value", NULL);
+        /* extra value */
+        snprintf(text, sizeof(text), "%s 1 2\n", opts[i]);
+        load_err(text, 1, name, "extra value '2'", NULL);
+        /* not a number */
+        snprintf(text, sizeof(text), "\n\n%s many\n", opts[i]);
+        load_err(text, 3, name, "'many'", "not a number", NULL);
+        snprintf(text, sizeof(text), "%s -\n", opts[i]);
+        load_err(text, 1, name, "'-'", "not a number", NULL);
+        snprintf(text, sizeof(text), "%s +5\n", opts[i]);
+        load_err(text, 1, name, "'+5'", "not a number", NULL);
+        snprintf(text, sizeof(text), "%s 0x10\n", opts[i]);
+        load_err(text, 1, name, "'0x10'", "junk", NULL);
+        /* trailing junk */
+        snprintf(text, sizeof(text), "%s 12abc\n", opts[i]);
+        load_err(text, 1, name, "'12abc'", "junk", NULL);
+        snprintf(text, sizeof(text), "%s 1.5\n", opts[i]);
+        load_err(text, 1, name, "'1.5'", "junk", NULL);
+        /* out of range: huge, and overflow of 64 bits */
+        snprintf(text, sizeof(text), "%s 99999999999999999999999\n", opts[i]);
+        load_err(text, 1, name, "99999999999999999999999", "out of range", NULL);
+        snprintf(text, sizeof(text), "%s -2\n", opts[i]);
+        load_err(text, 1, name, "-2", "out of range", NULL);
+    }
+}
+
+static void test_numeric_ranges(void **state)
+{
+    (void)state;
+    load_err("threads 1025\n", 1, "'threads'", "1025", "out of range", NULL);
+    load_err("threads -1\n", 1, "'threads'", "-1", "out of range", NULL);
+    load_err("max_connections 2147483648\n", 1, "'max_connections'", "out of range", NULL);
+    load_err("max_packet_size 268435461\n", 1, "'max_packet_size'", "268435461", "out of range",
+             NULL);
+    load_err("message_size_limit 268435456\n", 1, "'message_size_limit'", "out of range", NULL);
+    load_err("max_inflight_messages 65536\n", 1, "'max_inflight_messages'", "out of range",
+             NULL);
+    load_err("max_queued_messages 4294967296\n", 1, "'max_queued_messages'", "out of range",
+             NULL);
+    load_err("max_queued_bytes 9223372036854775808\n", 1, "'max_queued_bytes'", "out of range",
+             NULL);
+    load_err("max_keepalive 65536\n", 1, "'max_keepalive'", "65536", "out of range", NULL);
+    load_err("sys_interval 2147483648\n", 1, "'sys_interval'", "out of range", NULL);
+    load_err("connect_timeout 0\n", 1, "'connect_timeout'", "out of range", NULL);
+    load_err("connect_timeout 86401\n", 1, "'connect_timeout'", "out of range", NULL);
+    load_err("max_topic_alias 65536\n", 1, "'max_topic_alias'", "out of range", NULL);
+    load_err("receive_maximum 0\n", 1, "'receive_maximum'", "out of range", NULL);
+    load_err("receive_maximum 65536\n", 1, "'receive_maximum'", "out of range", NULL);
+}
+
+/* ---- booleans ---- */
+
+static void test_bool_options(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("allow_anonymous false\nlog_timestamp false\nconnection_messages false\n", &c);
+    assert_false(c.allow_anonymous);
+    assert_false(c.log_timestamp);
+    assert_false(c.connection_messages);
+    load_ok("allow_anonymous true\nlog_timestamp true\nconnection_messages true\n", &c);
+    assert_true(c.allow_anonymous);
+    assert_true(c.log_timestamp);
+    assert_true(c.connection_messages);
+
+    static const char *const opts[] = {"allow_anonymous", "log_timestamp",
+                                       "connection_messages", "persistence"};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char text[200], name[64];
+        snprintf(name, sizeof(name), "'%s'", opts[i]);
+        snprintf(text, sizeof(text), "%s yes\n", opts[i]);
+        load_err(text, 1, name, "'yes'", "not a boolean", NULL);
+        snprintf(text, sizeof(text), "%s TRUE\n", opts[i]);
+        load_err(text, 1, name, "'TRUE'", "not a boolean", NULL);
+        snprintf(text, sizeof(text), "%s 1\n", opts[i]);
+        load_err(text, 1, name, "'1'", "not a boolean", NULL);
+        snprintf(text, sizeof(text), "%s\n", opts[i]);
+        load_err(text, 1, name, "needs a value", NULL);
+        snprintf(text, sizeof(text), "%s true false\n", opts[i]);
+        load_err(text, 1, name, "extra value 'false'", NULL);
+    }
+}
+
+static void test_persistence(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("persistence false\n", &c);
+    assert_false(c.persistence);
+    load_err("\npersistence true\n", 2, "'persistence'", "'true'",
+             "persistence is not implemented yet", NULL);
+}
+
+/* ---- logging ---- */
+
+static void test_log_type(void **state)
+{
+    (void)state;
+    config_t c;
+    /* the first line replaces the default set, later ones add */
+    load_ok("log_type error\n", &c);
+    assert_int_equal(c.log_types, CONFIG_LOG_ERROR);
+    load_ok("log_type debug\nlog_type subscribe\nlog_type unsubscribe\n", &c);
+    assert_int_equal(c.log_types, CONFIG_LOG_DEBUG | CONFIG_LOG_SUBSCRIBE | CONFIG_LOG_UNSUBSCRIBE);
+    load_ok("log_type all\n", &c);
+    assert_int_equal(c.log_types, CONFIG_LOG_ALL);
+    load_ok("log_type all\nlog_type none\n", &c);
+    assert_int_equal(c.log_types, 0);
+    load_ok("log_type warning\nlog_type notice\nlog_type information\nlog_type websockets\n", &c);
+    assert_int_equal(c.log_types, CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
+                                      CONFIG_LOG_INFORMATION | CONFIG_LOG_WEBSOCKETS);
+    load_err("log_type chatty\n", 1, "'log_type'", "'chatty'", NULL);
+    load_err("log_type\n", 1, "'log_type'", "needs a value", NULL);
+    load_err("log_type error warning\n", 1, "'log_type'", "extra value 'warning'", NULL);
+}
+
+static void test_log_dest(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("log_dest stdout\n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDOUT);
+    load_ok("log_dest stderr\n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDERR);
+    load_ok("log_dest stdout\nlog_dest stderr\n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDOUT | CONFIG_LOG_DEST_STDERR);
+    load_err("log_dest syslog\n", 1, "'log_dest'", "'syslog'", "not supported", NULL);
+    load_err("log_dest\n", 1, "'log_dest'", "needs a value", NULL);
+    load_err("log_dest file /var/log/midge.log\n", 1, "'log_dest'", "extra value", NULL);
+}
+
+/* ---- unknown options, line numbers, long lines ---- */
+
+static void test_unknown_option(void **state)
+{
+    (void)state;
+    load_err("bogus 1\n", 1, "unknown option 'bogus'", NULL);
+    load_err("threads 1\n\n# c\nThreads 2\n", 4, "unknown option 'Threads'", NULL);
+    /* Mosquitto options Midge does not support yet are refused, not ignored */
+    load_err("password_file /etc/x\n", 1, "unknown option 'password_file'", NULL);
+    /* a '#' after an option is not a comment (as in Mosquitto) */
+    load_err("threads 1 # one\n", 1, "'threads'", "extra value '#'", NULL);
+}
+
+static void test_error_stops_at_first_bad_line(void **state)
+{
+    (void)state;
+    load_err("threads 2\nmax_keepalive x\nbogus\n", 2, "'max_keepalive'", "'x'", NULL);
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    char text[3000];
+    memset(text, '#', 2000);
+    strcpy(text + 2000, "\nthreads 1\n");
+    load_err(text, 1, "line too long", NULL);
+}
+
+/* ---- command line ---- */
+
+static int parse(config_t *c, char *err, size_t errlen, int argc, ...)
+{
+    char *argv[32];
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    argv[argc] = NULL;
+    config_init(c);
+    err[0] = '\0';
+    return config_parse_args(c, argc, argv, err, errlen);
+}
+
+static void test_args_none(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512];
+    assert_int_equal(parse(&c, err, sizeof(err), 1, "midge"), 0);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+    assert_int_equal(c.verbose, 0);
+    assert_false(c.daemon);
+}
+
+static void test_args_port_verbose_daemon(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512];
+    assert_int_equal(parse(&c, err, sizeof(err), 5, "midge", "-p", "1999", "-v", "-d"), 0);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1999);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+    assert_int_equal(c.verbose, 1);
+    assert_true(c.daemon);
+
+    assert_int_equal(parse(&c, err, sizeof(err), 6, "midge", "-v", "-p", "1", "-p", "2"), 0);
+    assert_int_equal(c.listener_count, 2);
+    assert_int_equal(c.listeners[0].port, 1);
+    assert_int_equal(c.listeners[1].port, 2);
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-v", "-v"), 0);
+    assert_int_equal(c.verbose, 2);
+}
+
+static void test_args_config_file(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512], path[300];
+    write_conf("listener 8883 0.0.0.0\nthreads 2\n", path, sizeof(path));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-c", path), 0);
+    assert_string_equal(c.config_file, path);
+    assert_int_equal(c.threads, 2);
+    /* the file's listener only: no default one */
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 8883);
+    assert_string_equal(c.listeners[0].bind_address, "0.0.0.0");
+
+    /* -p adds to the file's listeners, wherever it stands */
+    assert_int_equal(parse(&c, err, sizeof(err), 5, "midge", "-p", "1884", "-c", path), 0);
+    assert_int_equal(c.listener_count, 2);
+    assert_int_equal(c.listeners[1].port, 1884);
+    assert_string_equal(c.listeners[1].bind_address, "127.0.0.1");
+
+    /* a file without listeners gets the default one */
+    write_conf("threads 1\n", path, sizeof(path));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-c", path), 0);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+
+    /* -p that repeats a file's listener on 127.0.0.1 is not a second listener */
+    write_conf("listener 1885 127.0.0.1\n", path, sizeof(path));
+    assert_int_equal(parse(&c, err, sizeof(err), 5, "midge", "-c", path, "-p", "1885"), 0);
+    assert_int_equal(c.listener_count, 1);
+
+    /* a bad file: the file's error, with its prefix */
+    char prefix[340];
+    write_conf("threads 1\nthreads x\n", path, sizeof(path));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-c", path), -1);
+    snprintf(prefix, sizeof(prefix), "%s:2: ", path);
+    assert_memory_equal(err, prefix, strlen(prefix));
+    assert_non_null(strstr(err, "'threads'"));
+}
+
+static void test_args_errors(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512];
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "-x"), -1);
+    assert_non_null(strstr(err, "'-x'"));
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "--verbose"), -1);
+    assert_non_null(strstr(err, "'--verbose'"));
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "stray"), -1);
+    assert_non_null(strstr(err, "'stray'"));
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "-p"), -1);
+    assert_non_null(strstr(err, "'-p'"));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-p", "http"), -1);
+    assert_non_null(strstr(err, "'http'"));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-p", "0"), -1);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-p", "65536"), -1);
+    assert_non_null(strstr(err, "65536"));
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "-c"), -1);
+    assert_non_null(strstr(err, "'-c'"));
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/nope.conf", tmpdir);
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-c", missing), -1);
+    assert_non_null(strstr(err, missing));
+    /* a bad flag is reported even when the file is bad too */
+    assert_int_equal(parse(&c, err, sizeof(err), 4, "midge", "-c", missing, "-q"), -1);
+    assert_non_null(strstr(err, "'-q'"));
+}
+
+/* Run config_parse_args with stdout captured into out. */
+static int parse_captured(char *out, size_t outlen, int argc, char **argv)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/stdout%d", tmpdir, ++file_counter);
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = fopen(path, "w+");
+    assert_non_null(f);
+    dup2(fileno(f), 1);
+    config_t c;
+    char err[256];
+    config_init(&c);
+    int rc = config_parse_args(&c, argc, argv, err, sizeof(err));
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    rewind(f);
+    size_t n = fread(out, 1, outlen - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return rc;
+}
+
+static void test_args_help_version(void **state)
+{
+    (void)state;
+    char out[4096];
+    char *help[] = {"midge", "-h", NULL};
+    assert_int_equal(parse_captured(out, sizeof(out), 2, help), 1);
+    assert_non_null(strstr(out, "Usage:"));
+    assert_non_null(strstr(out, "-p PORT"));
+    assert_non_null(strstr(out, "-c FILE"));
+    char *help2[] = {"midge", "-v", "--help", NULL};
+    assert_int_equal(parse_captured(out, sizeof(out), 3, help2), 1);
+    assert_non_null(strstr(out, "Usage:"));
+    char *version[] = {"midge", "--version", NULL};
+    assert_int_equal(parse_captured(out, sizeof(out), 2, version), 1);
+    assert_string_equal(out, "midge " MIDGE_VERSION "\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_comments_blank_whitespace),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_listener),
+        cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_port_and_bind_address),
+        cmocka_unit_test(test_numeric_options),
+        cmocka_unit_test(test_numeric_special_values),
+        cmocka_unit_test(test_numeric_errors),
+        cmocka_unit_test(test_numeric_ranges),
+        cmocka_unit_test(test_bool_options),
+        cmocka_unit_test(test_persistence),
+        cmocka_unit_test(test_log_type),
+        cmocka_unit_test(test_log_dest),
+        cmocka_unit_test(test_unknown_option),
+        cmocka_unit_test(test_error_stops_at_first_bad_line),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_args_none),
+        cmocka_unit_test(test_args_port_verbose_daemon),
+        cmocka_unit_test(test_args_config_file),
+        cmocka_unit_test(test_args_errors),
+        cmocka_unit_test(test_args_help_version),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}
