@@ -102,12 +102,12 @@ static int parse_int(parse_ctx_t *ctx, const char *opt, const char *s, int64_t m
     if (*p != '\0')
         return fail(ctx, "option '%s': '%s' is not a number (junk after the digits)", opt, s);
     if (overflow || v > (uint64_t)INT64_MAX)
-        return fail(ctx, "option '%s': %s is out of range (%" PRId64 "..%" PRId64 ")", opt, s,
-                    min, max);
+        return fail(ctx, "option '%s': %s is out of range (%" PRId64 "..%" PRId64 ")", opt, s, min,
+                    max);
     int64_t sv = neg ? -(int64_t)v : (int64_t)v;
     if (sv < min || sv > max)
-        return fail(ctx, "option '%s': %s is out of range (%" PRId64 "..%" PRId64 ")", opt, s,
-                    min, max);
+        return fail(ctx, "option '%s': %s is out of range (%" PRId64 "..%" PRId64 ")", opt, s, min,
+                    max);
     *out = sv;
     return 0;
 }
@@ -153,8 +153,7 @@ static int add_listener(config_t *cfg, parse_ctx_t *ctx, const char *opt, uint16
                         addr[0] ? addr : "(all addresses)");
     }
     if (cfg->listener_count >= CONFIG_MAX_LISTENERS)
-        return fail(ctx, "option '%s': too many listeners (at most %d)", opt,
-                    CONFIG_MAX_LISTENERS);
+        return fail(ctx, "option '%s': too many listeners (at most %d)", opt, CONFIG_MAX_LISTENERS);
     config_listener_t *l = &cfg->listeners[cfg->listener_count];
     memset(l, 0, sizeof(*l));
     l->port = port;
@@ -203,7 +202,10 @@ typedef struct num_option {
     int64_t min, max;
 } num_option_t;
 
-#define NUM(name, kind, min, max) {#name, offsetof(config_t, name), kind, min, max}
+#define NUM(name, kind, min, max)                                                                  \
+    {                                                                                              \
+#name, offsetof(config_t, name), kind, min, max                                            \
+    }
 static const num_option_t num_options[] = {
     NUM(threads, NUM_INT, 0, 1024),
     /* -1 is Mosquitto's "unlimited"; stored as 0 (see below) */
@@ -338,8 +340,7 @@ static int apply_option(config_t *cfg, parse_ctx_t *ctx, char **w, int nw)
         if (parse_bool(ctx, opt, val, &on) < 0)
             return -1;
         if (on)
-            return fail(ctx, "option 'persistence': '%s': persistence is not implemented yet",
-                        val);
+            return fail(ctx, "option 'persistence': '%s': persistence is not implemented yet", val);
         cfg->persistence = false;
         return 0;
     }
@@ -476,8 +477,7 @@ int config_parse_args(config_t *cfg, int argc, char **argv, char *err, size_t er
             if (i + 1 >= argc)
                 return fail(&ctx, "option '-p' needs a port");
             if (nports == CONFIG_MAX_LISTENERS)
-                return fail(&ctx, "option '-p': too many ports (at most %d)",
-                            CONFIG_MAX_LISTENERS);
+                return fail(&ctx, "option '-p': too many ports (at most %d)", CONFIG_MAX_LISTENERS);
             if (parse_port(&ctx, "-p", argv[++i], &ports[nports]) < 0)
                 return -1;
             nports++;

@@ -290,9 +290,18 @@ static void test_numeric_errors(void **state)
 {
     (void)state;
     static const char *const opts[] = {
-        "threads",          "max_connections",     "max_packet_size",     "message_size_limit",
-        "max_inflight_messages", "max_queued_messages", "max_queued_bytes", "max_keepalive",
-        "sys_interval",     "connect_timeout",     "max_topic_alias",     "receive_maximum",
+        "threads",
+        "max_connections",
+        "max_packet_size",
+        "message_size_limit",
+        "max_inflight_messages",
+        "max_queued_messages",
+        "max_queued_bytes",
+        "max_keepalive",
+        "sys_interval",
+        "connect_timeout",
+        "max_topic_alias",
+        "receive_maximum",
     };
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
         char text[200], name[64];
@@ -334,10 +343,8 @@ static void test_numeric_ranges(void **state)
     load_err("max_packet_size 268435461\n", 1, "'max_packet_size'", "268435461", "out of range",
              NULL);
     load_err("message_size_limit 268435456\n", 1, "'message_size_limit'", "out of range", NULL);
-    load_err("max_inflight_messages 65536\n", 1, "'max_inflight_messages'", "out of range",
-             NULL);
-    load_err("max_queued_messages 4294967296\n", 1, "'max_queued_messages'", "out of range",
-             NULL);
+    load_err("max_inflight_messages 65536\n", 1, "'max_inflight_messages'", "out of range", NULL);
+    load_err("max_queued_messages 4294967296\n", 1, "'max_queued_messages'", "out of range", NULL);
     load_err("max_queued_bytes 9223372036854775808\n", 1, "'max_queued_bytes'", "out of range",
              NULL);
     load_err("max_keepalive 65536\n", 1, "'max_keepalive'", "65536", "out of range", NULL);
@@ -364,8 +371,8 @@ static void test_bool_options(void **state)
     assert_true(c.log_timestamp);
     assert_true(c.connection_messages);
 
-    static const char *const opts[] = {"allow_anonymous", "log_timestamp",
-                                       "connection_messages", "persistence"};
+    static const char *const opts[] = {"allow_anonymous", "log_timestamp", "connection_messages",
+                                       "persistence"};
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
         char text[200], name[64];
         snprintf(name, sizeof(name), "'%s'", opts[i]);
@@ -408,8 +415,8 @@ static void test_log_type(void **state)
     load_ok("log_type all\nlog_type none\n", &c);
     assert_int_equal(c.log_types, 0);
     load_ok("log_type warning\nlog_type notice\nlog_type information\nlog_type websockets\n", &c);
-    assert_int_equal(c.log_types, CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE |
-                                      CONFIG_LOG_INFORMATION | CONFIG_LOG_WEBSOCKETS);
+    assert_int_equal(c.log_types, CONFIG_LOG_WARNING | CONFIG_LOG_NOTICE | CONFIG_LOG_INFORMATION |
+                                      CONFIG_LOG_WEBSOCKETS);
     load_err("log_type chatty\n", 1, "'log_type'", "'chatty'", NULL);
     load_err("log_type\n", 1, "'log_type'", "needs a value", NULL);
     load_err("log_type error warning\n", 1, "'log_type'", "extra value 'warning'", NULL);
