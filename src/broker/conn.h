@@ -1,0 +1,104 @@
+/* conn.h - one client's network connection and its MQTT state machine.
+ *
+ * Bytes in -> framer -> decoder (src/mqtt) -> the handler of each packet type; packets out
+ * are encoded into the connection's output queue and flushed once per loop turn. A
+ * connection belongs to one worker for its whole life.
+ */
+#ifndef MIDGE_CONN_H
+#define MIDGE_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mqtt/codec.h"
+#include "net/outq.h"
+#include "session.h"
+
+struct worker;
+
+enum conn_state {
+    CONN_NEW = 0,      /* waiting for CONNECT */
+    CONN_WAIT_SESSION, /* CONNECT accepted, session being handed over by another thread */
+    CONN_ACTIVE,
+    CONN_CLOSED,
+};
+
+/* What a CONNECT asked for, kept while the session is fetched. */
+typedef struct conn_connect {
+    bool clean_start;
+    bool client_id_assigned;
+    bool keepalive_changed;
+    bool request_response_info;
+    uint32_t expiry;
+    message_t *will;
+    uint8_t will_qos;
+    bool will_retain;
+    uint32_t will_delay;
+} conn_connect_t;
+
+typedef struct alias_entry alias_entry_t;
+
+enum handler_kind { HANDLER_CONN = 1, HANDLER_WAKE, HANDLER_LISTEN };
+
+typedef struct conn {
+    int kind; /* HANDLER_CONN: first, as in every struct the event loop hands back */
+    int fd;
+    struct worker *w;
+    atomic_uint refs;
+    uint8_t state;
+    uint8_t version;
+    bool closing;        /* close after the output is flushed */
+    bool want_write;     /* registered for writability */
+    bool dirty;          /* on the worker's flush list */
+    bool normal_disconnect;
+    bool problem_info;   /* 5.0 request problem information */
+    uint16_t keepalive;  /* seconds, as granted */
+    uint16_t client_receive_max;
+    uint16_t client_alias_max;
+    uint16_t next_out_alias;
+    uint32_t client_max_packet; /* 0: no limit */
+    uint32_t session_expiry_at_connect;
+    int64_t created_ms, last_rx_ms;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    outq_t out;
+    struct conn *next, *prev; /* the worker's connections */
+    struct conn *dirty_next;
+    session_t *s;
+    conn_connect_t cc;
+    uint16_t alias_in_max; /* topic alias maximum we granted */
+    mqtt_str_t *alias_in;  /* alias -> topic (owned copies), 1..alias_in_max */
+    alias_entry_t *alias_out; /* topic -> alias we told the client */
+    char peer[64];
+    char *client_id; /* NUL-terminated */
+    size_t client_id_len;
+} conn_t;
+
+conn_t *conn_new(struct worker *w, int fd, const char *peer);
+static inline conn_t *conn_ref(conn_t *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+void conn_unref(conn_t *c);
+
+/* Readable: read a bounded amount and handle every complete packet in it. */
+void conn_on_readable(conn_t *c);
+/* Write what is queued; called once per loop turn for connections with output. */
+void conn_flush(conn_t *c);
+/* Close now: session goes offline (will handling, expiry). reason is for the log. */
+void conn_close(conn_t *c, const char *reason);
+/* 5.0: send DISCONNECT with rc first (when allowed), then close. */
+void conn_disconnect(conn_t *c, uint8_t rc, const char *why);
+/* Once a second: keepalive and connect timeout. */
+void conn_check_timers(conn_t *c, int64_t now_ms);
+
+/* Send one delivery (PUBLISH, DUP on resend). false when it cannot be sent to this client:
+ * expired, or larger than its maximum packet size (dropped and counted, MQTT-3.1.2-25). */
+bool conn_send_delivery(conn_t *c, delivery_t *d, bool dup);
+
+/* The session handed over by another thread (or found locally) is ready for c. */
+void conn_attach_session(conn_t *c, session_t *s, bool existed);
+
+#endif

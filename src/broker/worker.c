@@ -1,0 +1,635 @@
+/* worker.c - an I/O thread: event loop turn, inbox, deliveries, session life cycle.
+ *
+ * One loop turn: wait for readiness; read a bounded amount from each ready connection and
+ * handle its packets (which may route messages to other threads: those are batched per
+ * target thread); drain a bounded batch of the inbox; push the batches to the other
+ * threads, waking each at most once; flush every connection that has output with one
+ * writev each; then the timers. Nothing waits for more work to batch: a lone message
+ * goes out in the turn it arrived in.
+ */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define INBOX_BATCH 8192 /* items handled per turn before the sockets get their turn */
+#define TICK_MS 250
+
+static int vec_push(item_vec_t *v, const inbox_item_t *it)
+{
+    if (v->len == v->cap) {
+        size_t ncap = v->cap ? v->cap * 2 : 64;
+        inbox_item_t *n = realloc(v->v, ncap * sizeof(*n));
+        if (!n)
+            return -1;
+        v->v = n;
+        v->cap = ncap;
+    }
+    v->v[v->len++] = *it;
+    return 0;
+}
+
+static void item_release(inbox_item_t *it)
+{
+    if (it->kind == INBOX_NEWCONN && it->fd >= 0)
+        close(it->fd);
+    session_unref(it->s);
+    message_unref(it->msg);
+    conn_unref(it->conn);
+}
+
+int worker_init(worker_t *w, broker_t *b, int index)
+{
+    memset(w, 0, sizeof(*w));
+    w->kind = HANDLER_WAKE;
+    w->index = index;
+    w->b = b;
+    w->efd = -1;
+    if (loop_init(&w->loop) < 0)
+        return -1;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0)
+        return -1;
+    if (loop_add(&w->loop, w->efd, LOOP_READ, w) < 0)
+        return -1;
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->outgoing = calloc((size_t)b->nworkers, sizeof(*w->outgoing));
+    if (!w->outgoing)
+        return -1;
+    return 0;
+}
+
+void worker_retire_conn(worker_t *w, conn_t *c)
+{
+    if (w->nretired == w->retired_cap) {
+        size_t ncap = w->retired_cap ? w->retired_cap * 2 : 16;
+        conn_t **n = realloc(w->retired, ncap * sizeof(*n));
+        if (!n) {
+            /* Leaking one closed connection beats freeing one still referenced. */
+            log_msg(LOG_ERR, "out of memory retiring a connection");
+            return;
+        }
+        w->retired = n;
+        w->retired_cap = ncap;
+    }
+    w->retired[w->nretired++] = c;
+}
+
+static void release_retired(worker_t *w)
+{
+    for (size_t i = 0; i < w->nretired; i++)
+        conn_unref(w->retired[i]);
+    w->nretired = 0;
+}
+
+void worker_cleanup(worker_t *w)
+{
+    while (w->conns)
+        conn_close(w->conns, NULL);
+    while (w->dirty) {
+        conn_t *c = w->dirty;
+        w->dirty = c->dirty_next;
+        c->dirty = false;
+        conn_unref(c);
+    }
+    release_retired(w);
+    free(w->retired);
+    for (size_t i = w->pending_pos; i < w->pending.len; i++)
+        item_release(&w->pending.v[i]);
+    free(w->pending.v);
+    for (size_t i = 0; i < w->inbox.len; i++)
+        item_release(&w->inbox.v[i]);
+    free(w->inbox.v);
+    if (w->outgoing) {
+        for (int t = 0; t < w->b->nworkers; t++) {
+            for (size_t i = 0; i < w->outgoing[t].len; i++)
+                item_release(&w->outgoing[t].v[i]);
+            free(w->outgoing[t].v);
+        }
+        free(w->outgoing);
+    }
+    free(w->scratch_v);
+    if (w->efd >= 0)
+        close(w->efd);
+    loop_cleanup(&w->loop);
+    pthread_mutex_destroy(&w->inbox_lock);
+}
+
+void worker_wake(worker_t *w)
+{
+    uint64_t one = 1;
+    ssize_t r = write(w->efd, &one, sizeof(one));
+    (void)r;
+}
+
+int worker_post(worker_t *from, int target, const inbox_item_t *item)
+{
+    item_vec_t *v = target == from->index ? &from->pending : &from->outgoing[target];
+    if (vec_push(v, item) < 0) {
+        inbox_item_t copy = *item;
+        item_release(&copy);
+        return -1;
+    }
+    return 0;
+}
+
+int worker_post_now(worker_t *target, const inbox_item_t *item)
+{
+    pthread_mutex_lock(&target->inbox_lock);
+    int r = vec_push(&target->inbox, item);
+    bool wake = r == 0 && !target->inbox_woken;
+    if (wake)
+        target->inbox_woken = true;
+    pthread_mutex_unlock(&target->inbox_lock);
+    if (r < 0) {
+        inbox_item_t copy = *item;
+        item_release(&copy);
+        return -1;
+    }
+    if (wake)
+        worker_wake(target);
+    return 0;
+}
+
+/* End of turn: hand each other thread its batch with one lock and at most one wake-up. */
+static void push_outgoing(worker_t *w)
+{
+    broker_t *b = w->b;
+    for (int t = 0; t < b->nworkers; t++) {
+        item_vec_t *v = &w->outgoing[t];
+        if (!v->len)
+            continue;
+        worker_t *tw = &b->workers[t];
+        pthread_mutex_lock(&tw->inbox_lock);
+        size_t i = 0;
+        for (; i < v->len; i++)
+            if (vec_push(&tw->inbox, &v->v[i]) < 0)
+                break;
+        bool wake = !tw->inbox_woken;
+        tw->inbox_woken = true;
+        pthread_mutex_unlock(&tw->inbox_lock);
+        for (; i < v->len; i++) {
+            log_msg(LOG_ERR, "out of memory passing a message between threads");
+            item_release(&v->v[i]);
+        }
+        v->len = 0;
+        if (wake)
+            worker_wake(tw);
+    }
+}
+
+static void drain_inbox(worker_t *w)
+{
+    uint64_t n;
+    ssize_t r = read(w->efd, &n, sizeof(n));
+    (void)r;
+    pthread_mutex_lock(&w->inbox_lock);
+    w->inbox_woken = false;
+    if (w->pending_pos == w->pending.len) {
+        item_vec_t tmp = w->pending;
+        w->pending = w->inbox;
+        w->pending_pos = 0;
+        tmp.len = 0;
+        w->inbox = tmp;
+    } else {
+        for (size_t i = 0; i < w->inbox.len; i++)
+            if (vec_push(&w->pending, &w->inbox.v[i]) < 0)
+                item_release(&w->inbox.v[i]);
+        w->inbox.len = 0;
+    }
+    pthread_mutex_unlock(&w->inbox_lock);
+}
+
+void worker_mark_dirty(worker_t *w, conn_t *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    conn_ref(c);
+    c->dirty_next = w->dirty;
+    w->dirty = c;
+}
+
+static void flush_dirty(worker_t *w)
+{
+    while (w->dirty) {
+        conn_t *c = w->dirty;
+        w->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        conn_flush(c);
+        conn_unref(c);
+    }
+}
+
+void worker_add_session(worker_t *w, session_t *s)
+{
+    s->wprev = NULL;
+    s->wnext = w->sessions;
+    if (w->sessions)
+        w->sessions->wprev = s;
+    w->sessions = s;
+}
+
+void worker_remove_session(worker_t *w, session_t *s)
+{
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else if (w->sessions == s)
+        w->sessions = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    s->wnext = s->wprev = NULL;
+}
+
+/* ---- deliveries ------------------------------------------------------------------ */
+
+static uint32_t window(worker_t *w, conn_t *c)
+{
+    uint32_t win = c->client_receive_max;
+    uint32_t cfgmax = w->b->cfg.max_inflight_messages;
+    if (cfgmax && cfgmax < win)
+        win = cfgmax;
+    return win;
+}
+
+static bool expired(const message_t *m)
+{
+    return m->has_expiry && m->expire_at_ms <= loop_wall_ms();
+}
+
+void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
+                    const uint32_t *sub_ids, uint8_t nsub)
+{
+    if (s->ended || expired(msg))
+        return;
+    conn_t *c = s->conn;
+    bool online = c && c->state == CONN_ACTIVE && !c->closing;
+    if (qos == 0) {
+        if (!online)
+            return; /* QoS 0 is not queued for an offline session */
+        if (c->out.bytes > (8u << 20)) {
+            atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
+            return;
+        }
+        delivery_t d = {.msg = msg, .qos = 0, .retain = retain, .nsub = nsub};
+        if (nsub)
+            memcpy(d.sub_ids, sub_ids, nsub * sizeof(uint32_t));
+        conn_send_delivery(c, &d, false);
+        return;
+    }
+    delivery_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    d->msg = message_ref(msg);
+    d->qos = qos;
+    d->retain = retain;
+    d->nsub = nsub;
+    if (nsub)
+        memcpy(d->sub_ids, sub_ids, nsub * sizeof(uint32_t));
+    if (online && !s->queue_head && s->inflight_count < window(w, c)) {
+        d->pid = session_next_pid(s);
+        d->state = qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
+        if (conn_send_delivery(c, d, false))
+            session_inflight_append(s, d);
+        else
+            delivery_free(d);
+        return;
+    }
+    const config_t *cfg = &w->b->cfg;
+    if ((cfg->max_queued_messages && s->queued_count >= cfg->max_queued_messages) ||
+        (cfg->max_queued_bytes && s->queued_bytes + msg->payload_len > cfg->max_queued_bytes)) {
+        atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
+        log_msg(LOG_INFO, "Client %s: queue full, message on %.*s dropped", s->client_id,
+                (int)msg->topic_len, (const char *)msg->topic);
+        delivery_free(d);
+        return;
+    }
+    session_queue_append(s, d);
+}
+
+void worker_pump(worker_t *w, session_t *s)
+{
+    conn_t *c = s->conn;
+    if (!c || c->state != CONN_ACTIVE)
+        return;
+    uint32_t win = window(w, c);
+    while (s->queue_head && s->inflight_count < win) {
+        delivery_t *d = session_queue_pop(s);
+        if (expired(d->msg)) {
+            delivery_free(d);
+            continue;
+        }
+        d->pid = session_next_pid(s);
+        d->state = d->qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
+        if (conn_send_delivery(c, d, false))
+            session_inflight_append(s, d);
+        else
+            delivery_free(d);
+    }
+}
+
+/* ---- session life cycle -------------------------------------------------------- */
+
+void worker_publish_will(worker_t *w, session_t *s)
+{
+    message_t *will = s->will;
+    if (!will)
+        return;
+    s->will = NULL;
+    s->will_at_ms = 0;
+    log_msg(LOG_INFO, "Client %s: publishing its will on %.*s", s->client_id,
+            (int)will->topic_len, (const char *)will->topic);
+    broker_route(w, will, NULL);
+    message_unref(will);
+}
+
+void worker_session_end(worker_t *w, session_t *s)
+{
+    broker_t *b = w->b;
+    pthread_mutex_lock(&b->reg_lock);
+    if (s->takeover_pending) {
+        /* A new connection is on its way to this session: it decides. */
+        pthread_mutex_unlock(&b->reg_lock);
+        return;
+    }
+    broker_remove_session(b, s);
+    pthread_mutex_unlock(&b->reg_lock);
+    if (s->will)
+        worker_publish_will(w, s); /* MQTT-3.1.3-9: the session ends before the delay */
+    session_reset(s, b->tree);
+    s->ended = true;
+    worker_remove_session(w, s);
+    session_unref(s); /* the registry's reference */
+}
+
+void worker_session_offline(worker_t *w, session_t *s, bool send_will)
+{
+    s->conn = NULL;
+    atomic_store(&s->online, false);
+    s->offline_since_ms = loop_now_ms();
+    if (s->will) {
+        if (!send_will) {
+            message_unref(s->will);
+            s->will = NULL;
+        } else if (s->will_delay == 0 || s->expiry == 0) {
+            worker_publish_will(w, s);
+        } else {
+            uint32_t delay = s->will_delay < s->expiry ? s->will_delay : s->expiry;
+            s->will_at_ms = s->offline_since_ms + (int64_t)delay * 1000;
+        }
+    }
+    if (s->expiry == 0)
+        worker_session_end(w, s);
+}
+
+void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
+{
+    broker_t *b = w->b;
+    bool existed = true;
+    conn_t *old = s->conn;
+    if (old) {
+        /* MQTT-3.1.4-3: the existing connection is closed (5.0: 0x8E). Its will goes
+         * out unless the session carries on within the will delay (3.1.2.5). */
+        existed = s->expiry != 0;
+        s->expiry = SESSION_NEVER_EXPIRES; /* the session lives on in the new connection */
+        if (c->cc.clean_start || !existed)
+            s->will_delay = 0;
+        conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+    }
+    if (c->w == w) {
+        if (via_inbox) {
+            pthread_mutex_lock(&b->reg_lock);
+            s->takeover_pending--;
+            pthread_mutex_unlock(&b->reg_lock);
+        }
+        if (c->state == CONN_CLOSED) {
+            /* The new client left while waiting: the session stays offline. */
+            if (!old && s->expiry == 0)
+                worker_session_end(w, s);
+            return;
+        }
+        conn_attach_session(c, s, existed);
+        return;
+    }
+    pthread_mutex_lock(&b->reg_lock);
+    atomic_store(&s->owner, c->w->index);
+    if (via_inbox)
+        s->takeover_pending--;
+    pthread_mutex_unlock(&b->reg_lock);
+    worker_remove_session(w, s);
+    inbox_item_t it = {
+        .kind = INBOX_READY, .s = session_ref(s), .conn = conn_ref(c), .existed = existed};
+    worker_post(w, c->w->index, &it);
+}
+
+/* ---- inbox items --------------------------------------------------------------- */
+
+static void accept_fd(worker_t *w, int fd, const char *peer)
+{
+    conn_t *c = conn_new(w, fd, peer);
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub(&w->b->sockets, 1);
+        return;
+    }
+    if (loop_add(&w->loop, fd, LOOP_READ, c) < 0) {
+        close(fd);
+        atomic_fetch_sub(&w->b->sockets, 1);
+        conn_unref(c);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
+}
+
+static void handle_item(worker_t *w, inbox_item_t *it)
+{
+    switch (it->kind) {
+    case INBOX_NEWCONN:
+        accept_fd(w, it->fd, it->peer);
+        it->fd = -1;
+        break;
+    case INBOX_DELIVER: {
+        int owner = atomic_load(&it->s->owner);
+        if (owner != w->index) {
+            /* Handed over meanwhile: pass it on, in order, to the new owner. */
+            worker_post(w, owner, it);
+            return;
+        }
+        worker_deliver(w, it->s, it->msg, it->qos, it->retain, it->sub_ids, it->nsub);
+        break;
+    }
+    case INBOX_TAKEOVER: {
+        int owner = atomic_load(&it->s->owner);
+        if (owner != w->index) {
+            worker_post(w, owner, it);
+            return;
+        }
+        worker_take_session(w, it->s, it->conn, true);
+        break;
+    }
+    case INBOX_READY:
+        worker_add_session(w, it->s);
+        if (it->conn->state == CONN_CLOSED) {
+            if (!it->s->conn && it->s->expiry == 0)
+                worker_session_end(w, it->s);
+        } else {
+            conn_attach_session(it->conn, it->s, it->existed);
+        }
+        break;
+    }
+    item_release(it);
+}
+
+static void handle_pending(worker_t *w)
+{
+    size_t end = w->pending.len;
+    if (end - w->pending_pos > INBOX_BATCH)
+        end = w->pending_pos + INBOX_BATCH;
+    /* Items posted to ourselves while handling land after `end`: next turn. */
+    while (w->pending_pos < end) {
+        inbox_item_t it = w->pending.v[w->pending_pos++];
+        handle_item(w, &it);
+    }
+    if (w->pending_pos == w->pending.len) {
+        w->pending.len = 0;
+        w->pending_pos = 0;
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------------- */
+
+static void on_listen(worker_t *w, int lfd)
+{
+    broker_t *b = w->b;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_msg(LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+        }
+        inbox_item_t it = {.kind = INBOX_NEWCONN, .fd = fd};
+        snprintf(it.peer, sizeof(it.peer), "%s:%u", host, port);
+        unsigned now = atomic_fetch_add(&b->sockets, 1);
+        if (b->cfg.max_connections && now >= b->cfg.max_connections) {
+            /* As Mosquitto does: over the limit, close at once. */
+            atomic_fetch_sub(&b->sockets, 1);
+            log_msg(LOG_NOTICE, "Connection from %s refused: max_connections (%u) reached",
+                    it.peer, b->cfg.max_connections);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        int target = (int)(atomic_fetch_add(&b->next_worker, 1) % (unsigned)b->nworkers);
+        if (target == w->index) {
+            accept_fd(w, fd, it.peer);
+        } else {
+            worker_post(w, target, &it);
+        }
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+static void tick(worker_t *w, int64_t now)
+{
+    broker_t *b = w->b;
+    for (conn_t *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        conn_check_timers(c, now);
+    }
+    for (session_t *s = w->sessions, *next; s; s = next) {
+        next = s->wnext;
+        if (s->conn || s->ended)
+            continue;
+        if (s->will_at_ms && now >= s->will_at_ms)
+            worker_publish_will(w, s);
+        if (s->expiry != SESSION_NEVER_EXPIRES &&
+            now - s->offline_since_ms >= (int64_t)s->expiry * 1000)
+            worker_session_end(w, s);
+    }
+    if (w->index == 0 && b->cfg.sys_interval && now >= w->next_sys_ms) {
+        sys_publish(w);
+        w->next_sys_ms = now + (int64_t)b->cfg.sys_interval * 1000;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    broker_t *b = w->b;
+    loop_event_t evs[256];
+    w->next_tick_ms = loop_now_ms() + TICK_MS;
+    w->next_sys_ms = loop_now_ms();
+    while (!atomic_load(&b->stopping)) {
+        int64_t now = loop_now_ms();
+        int timeout = w->pending_pos < w->pending.len ? 0 : (int)(w->next_tick_ms - now);
+        if (timeout < 0)
+            timeout = 0;
+        int n = loop_wait(&w->loop, evs, 256, timeout);
+        for (int i = 0; i < n; i++) {
+            int kind = *(int *)evs[i].handler;
+            if (kind == HANDLER_CONN) {
+                conn_t *c = evs[i].handler;
+                if (evs[i].events & LOOP_WRITE)
+                    conn_flush(c);
+                if (evs[i].events & LOOP_READ)
+                    conn_on_readable(c);
+            } else if (kind == HANDLER_WAKE) {
+                drain_inbox(w);
+            } else if (kind == HANDLER_LISTEN) {
+                on_listen(w, ((struct listen_handler *)evs[i].handler)->fd);
+            }
+        }
+        handle_pending(w);
+        push_outgoing(w);
+        flush_dirty(w);
+        now = loop_now_ms();
+        if (now >= w->next_tick_ms) {
+            tick(w, now);
+            w->next_tick_ms = now + TICK_MS;
+            push_outgoing(w);
+            flush_dirty(w);
+        }
+        release_retired(w);
+    }
+    return NULL;
+}
+
+int worker_start(worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w);
+}
