@@ -438,6 +438,7 @@ class Client:
         self.eof = False
         self.next_pid = 1
         self.client_id = None
+        self.stash = []  # PUBLISH packets received while waiting for an ack
 
     # -- raw I/O --
 
@@ -527,6 +528,7 @@ class Client:
 
     def expect_nothing(self, timeout=0.3):
         """Assert no packet arrives within timeout (the connection may stay open)."""
+        assert not self.stash, f"unexpected PUBLISH {self.stash[0]!r}"
         try:
             t, f, body = self.recv_packet(timeout)
         except Timeout:
@@ -534,8 +536,19 @@ class Client:
         raise AssertionError(f"unexpected {NAMES.get(t, t)} flags={f} body={body!r}")
 
     def expect(self, ptype, timeout=None):
-        """The next packet, which must be of type ptype: (flags, body)."""
-        t, f, body = self.recv_packet(timeout)
+        """The next packet, which must be of type ptype: (flags, body).
+
+        A PUBLISH that arrives while an acknowledgement is expected (a client subscribed to its
+        own topic) is set aside for the next expect(PUBLISH)."""
+        if ptype == PUBLISH and self.stash:
+            return self.stash.pop(0)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            t, f, body = self.recv_packet(max(0.0, deadline - time.monotonic()))
+            if t == PUBLISH and ptype in (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK):
+                self.stash.append((f, body))
+                continue
+            break
         assert t == ptype, f"expected {NAMES[ptype]}, got {NAMES.get(t, t)} {body!r}"
         return f, body
 
