@@ -82,6 +82,10 @@ PROP_TYPES = {
 # Properties that may appear more than once; parse_props() returns them as lists.
 REPEATABLE = (P_USER_PROPERTY, P_SUBSCRIPTION_ID)
 
+# Success reason codes of a PUBACK/PUBREC from the broker: 0x10 No matching subscribers MAY be
+# used instead of 0x00 when nobody subscribes (3.4.2.1); 3.1.1 acks carry no code (parsed as 0).
+OK = (RC_SUCCESS, RC_NO_MATCHING_SUBSCRIBERS)
+
 
 class Closed(AssertionError):
     """The broker closed the connection while a packet was expected."""
@@ -592,8 +596,11 @@ class Client:
         _, body = self.expect(UNSUBACK)
         return parse_suback(body, self.version)[1]
 
-    def pub(self, topic, payload=b"", qos=0, retain=False, properties=(), expect_rc=0):
-        """PUBLISH and complete the QoS handshake from the sender's side. Returns pid."""
+    def pub(self, topic, payload=b"", qos=0, retain=False, properties=(), expect_rc=OK):
+        """PUBLISH and complete the QoS handshake from the sender's side. Returns pid.
+
+        expect_rc: the PUBACK/PUBREC reason code(s) accepted; by default success or 0x10 No
+        matching subscribers (which the broker MAY use, 3.4.2.1)."""
         pid = self.new_pid() if qos else None
         self.send(publish(topic, payload, qos, retain, pid=pid, version=self.version,
                           properties=properties))
@@ -601,17 +608,20 @@ class Client:
             self.expect_ack(PUBACK, pid, expect_rc)
         elif qos == 2:
             self.expect_ack(PUBREC, pid, expect_rc)
-            if expect_rc < 0x80:
+            if max(expect_rc if isinstance(expect_rc, tuple) else (expect_rc,)) < 0x80:
                 self.send(pubrel(pid))
                 self.expect_ack(PUBCOMP, pid)
         return pid
 
     def expect_ack(self, ptype, pid, rc=0, timeout=None):
+        """An ack of type ptype for pid; rc is the reason code or a tuple of accepted ones."""
         f, body = self.expect(ptype, timeout)
         assert f == (2 if ptype == PUBREL else 0), f"{NAMES[ptype]} flags {f}"
         rpid, rrc, _ = parse_ack(body, self.version)
-        assert (rpid, rrc) == (pid, rc), \
-            f"{NAMES[ptype]} pid={rpid} rc=0x{rrc:02x}, expected pid={pid} rc=0x{rc:02x}"
+        accepted = rc if isinstance(rc, tuple) else (rc,)
+        assert rpid == pid and rrc in accepted, \
+            f"{NAMES[ptype]} pid={rpid} rc=0x{rrc:02x}, expected pid={pid} rc in {accepted}"
+        return rrc
 
     def recv_publish(self, timeout=None, ack=True):
         """The next packet, which must be a PUBLISH; acknowledges QoS 1 and 2 unless ack=False."""
