@@ -549,7 +549,7 @@ class Client:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             t, f, body = self.recv_packet(max(0.0, deadline - time.monotonic()))
-            if t == PUBLISH and ptype in (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK):
+            if t == PUBLISH and ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK):
                 self.stash.append((f, body))
                 continue
             break
