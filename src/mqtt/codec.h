@@ -170,8 +170,10 @@ typedef struct mqtt_connect {
 /* Fails with 0x84 on an unknown protocol name or level (c->version says which level was
  * asked for; 3 requires "MQIsdp", 4 and 5 require "MQTT"), 0x81 on reserved flag bit 0,
  * will QoS 3, will QoS/retain without the will flag, (3.1.1) password without user name,
- * bad UTF-8 anywhere, fields past the end or bytes left over. Will topic: 0x90 if it has
- * wildcards. Client id rules (empty, length) are the broker's. */
+ * bad UTF-8 anywhere, fields past the end or bytes left over. Will topic: 0x90 if it is
+ * empty or has wildcards (the rules of a PUBLISH topic name). Below 5.0 no property length
+ * is read; on 5.0 the will properties are checked as their own set (MQTT_PROPS_WILL).
+ * Client id rules (empty, length) are the broker's. */
 int mqtt_connect_decode(const uint8_t *p, size_t n, mqtt_connect_t *c, mqtt_error_t *err);
 size_t mqtt_connect_encode(uint8_t *buf, size_t cap, const mqtt_connect_t *c);
 
