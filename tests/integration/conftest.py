@@ -68,6 +68,9 @@ class Broker:
                 f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{config}\n")
             cmd = ["mosquitto", "-c", self.confpath, "-v"]
         else:
+            if not os.access(MIDGE_BIN, os.X_OK):
+                raise RuntimeError(f"no broker binary at {MIDGE_BIN}: build it with `make` "
+                                   "(or set MIDGE_BIN)")
             cmd = [MIDGE_BIN, "-p", str(self.port), "-v"]
             if config:
                 with open(self.confpath, "w") as f:
