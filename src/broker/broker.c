@@ -123,7 +123,7 @@ static size_t merge_targets(struct route_target *v, size_t n)
     return out;
 }
 
-void broker_route(worker_t *from, message_t *msg, session_t *publisher)
+size_t broker_route(worker_t *from, message_t *msg, session_t *publisher)
 {
     broker_t *b = from->b;
     if (msg->retain && retain_set(b->retain, msg) < 0)
@@ -154,6 +154,7 @@ void broker_route(worker_t *from, message_t *msg, session_t *publisher)
         }
     }
     from->scratch_len = 0;
+    return n;
 }
 
 /* ---- listeners -------------------------------------------------------------------- */

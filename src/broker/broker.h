@@ -53,8 +53,9 @@ void broker_add_session(broker_t *b, session_t *s);
 void broker_remove_session(broker_t *b, session_t *s);
 
 /* Route a message from `from` (this worker) to every matching subscriber and store it
- * when retained. publisher may be NULL ($SYS, wills of ended sessions). */
-void broker_route(worker_t *from, message_t *msg, session_t *publisher);
+ * when retained. publisher may be NULL ($SYS, wills of ended sessions). Returns the number
+ * of sessions it went to. */
+size_t broker_route(worker_t *from, message_t *msg, session_t *publisher);
 
 /* Publish the $SYS topics (worker 0, every sys_interval). */
 void sys_publish(worker_t *w);

@@ -708,14 +708,16 @@ static void handle_publish(conn_t *c, uint8_t flags, const uint8_t *p, size_t n)
         m->retain = pub.retain;
         m->origin = c->s;
         atomic_fetch_add_explicit(&c->w->stats.msgs_received, 1, memory_order_relaxed);
-        broker_route(c->w, m, c->s);
+        size_t n_to = broker_route(c->w, m, c->s);
         message_unref(m);
+        if (n_to == 0 && c->version == MQTT_V5)
+            rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS; /* a success code: the message was taken */
     }
     /* The acknowledgement follows routing; a durable store would complete this later. */
     if (pub.qos == 1) {
         send_ack(c, MQTT_PUBACK, pub.packet_id, c->version == MQTT_V5 ? rc : 0);
     } else if (pub.qos == 2) {
-        if (rc == 0 && session_rx_qos2_add(c->s, pub.packet_id) < 0) {
+        if (rc < 0x80 && session_rx_qos2_add(c->s, pub.packet_id) < 0) {
             conn_close(c, "out of memory");
             return;
         }
