@@ -4,9 +4,8 @@ import time
 import pytest
 
 from conftest import USE_MOSQUITTO
-from helpers import (CONNACK, PUBACK, PUBCOMP, PUBREC, V5, V311, Client, Closed,  # noqa: F401
-                     RawClient, close_clients, props)
-from paho.mqtt.packettypes import PacketTypes
+from helpers import (PUBACK, PUBCOMP, PUBREC, V311, Client, Closed, RawClient,  # noqa: F401
+                     close_clients)
 
 
 def test_server_keep_alive_capped(broker_factory):

@@ -101,24 +101,6 @@ def test_qos2_exactly_once(broker):
         s.expect_no_message(0.3)
 
 
-def test_qos2_resent_publish_before_pubrel_delivered_once(broker):
-    """A QoS 2 PUBLISH resent (DUP) before PUBREL is delivered once (method B, MQTT-4.3.3)."""
-    sub = Client(broker, client_id="dupsub")
-    sub.subscribe("dup/t", qos=2)
-    r = RawClient(broker)
-    assert r.connect(client_id="duppub").rc == 0
-    pid = r.publish("dup/t", b"once", qos=2)
-    assert r.expect(5).pid == pid  # PUBREC
-    r.publish("dup/t", b"once", qos=2, dup=True, pid=pid)
-    assert r.expect(5).pid == pid
-    r.pubrel(pid)
-    comp = r.expect(7)
-    assert (comp.pid, comp.rc) == (pid, 0)
-    m = sub.expect_message()
-    assert (m.topic, m.payload, m.qos) == ("dup/t", b"once", 2)
-    sub.expect_no_message(0.5)
-
-
 @pytest.mark.parametrize("version", [4, 5])
 def test_unacked_qos1_redelivered_with_dup_on_reconnect(broker, version):
     """Checklist 27 / MQTT-4.4.0-1: unacknowledged QoS 1 messages are resent, DUP=1, in order."""

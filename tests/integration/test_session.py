@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-from helpers import (DISCONNECT, V5, V311, Client, RawClient, close_clients, props,  # noqa: F401
-                     wait_until)
+from helpers import DISCONNECT, V5, V311, Client, RawClient, close_clients, props  # noqa: F401
 from paho.mqtt.packettypes import PacketTypes
 
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from helpers import (CONNACK, PUBACK, PUBLISH, UNSUBACK, V5, Client, RawClient,  # noqa: F401
-                     close_clients, props, user_props)
+from helpers import (PUBACK, PUBLISH, UNSUBACK, Client, RawClient, close_clients,  # noqa: F401
+                     props, user_props)
 from paho.mqtt.packettypes import PacketTypes
 
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from conftest import USE_MOSQUITTO
-from helpers import V5, V311, Client, RawClient, close_clients, props, user_props  # noqa: F401
+from helpers import V5, V311, Client, close_clients, props, user_props  # noqa: F401
 from paho.mqtt.packettypes import PacketTypes
 
 
