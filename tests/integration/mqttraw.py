@@ -639,7 +639,8 @@ class Client:
         """5.0: a DISCONNECT with reason rc, then the close. 3.x: just the close."""
         if self.version == V5:
             t, f, body = self.recv_packet(timeout)
-            assert t == DISCONNECT, f"expected DISCONNECT 0x{rc:02x}, got {NAMES.get(t, t)} {body!r}"
+            assert t == DISCONNECT, \
+                f"expected DISCONNECT 0x{rc:02x}, got {NAMES.get(t, t)} {body!r}"
             got, _ = parse_disconnect(body)
             assert got == rc, f"DISCONNECT reason 0x{got:02x}, expected 0x{rc:02x}"
         self.expect_closed(timeout)

@@ -6,10 +6,10 @@ Each malformed case runs inside a Bystander that must not be disturbed. Cases wh
 """
 import pytest
 
-from mqttraw import (CONNACK, DISCONNECT, Closed, V31, V311, V5, Bystander, Client, connect, connected,
-                     expect_connect_refused, pingreq, publish, subscribe, props, packet, string,
-                     RC_MALFORMED, RC_PROTOCOL_ERROR, RC_UNSUPPORTED_PROTOCOL_VERSION,
-                     P_ASSIGNED_CLIENT_ID, P_CONTENT_TYPE, P_USER_PROPERTY, SUBSCRIBE, u16)
+from mqttraw import (CONNACK, DISCONNECT, Closed, V31, V311, V5, Bystander, Client, connect,
+                     connected, expect_connect_refused, pingreq, publish, subscribe, RC_MALFORMED,
+                     RC_PROTOCOL_ERROR, RC_UNSUPPORTED_PROTOCOL_VERSION, P_ASSIGNED_CLIENT_ID,
+                     P_CONTENT_TYPE, P_USER_PROPERTY)
 
 midge_only = pytest.mark.midge_only
 

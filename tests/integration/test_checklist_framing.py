@@ -13,9 +13,8 @@ import pytest
 from conftest import USE_MOSQUITTO
 from mqttraw import (OK, DISCONNECT, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
                      UNSUBSCRIBE, CONNECT, V311, V5, Bystander, Client, ack, connect, connected,
-                     packet, pingreq, props, publish, string, subscribe, u16, unsubscribe,
-                     RC_MALFORMED, RC_PACKET_TOO_LARGE, RC_KEEP_ALIVE_TIMEOUT, NAMES,
-                     parse_disconnect, Closed)
+                     packet, props, publish, string, subscribe, u16, unsubscribe, RC_MALFORMED,
+                     RC_PACKET_TOO_LARGE, RC_KEEP_ALIVE_TIMEOUT, NAMES, parse_disconnect, Closed)
 
 midge_only = pytest.mark.midge_only
 
@@ -334,7 +333,8 @@ def test_item06_pings_keep_connection_alive(broker, version):
     c.expect_open()
 
 
-@pytest.mark.midge_only  # connect_timeout is Midge's option; mosquitto 2.0.11 kept such sockets >15 s
+# connect_timeout is Midge's option; mosquitto 2.0.11 kept such sockets open for more than 15 s.
+@pytest.mark.midge_only
 @pytest.mark.parametrize("data", [
     param(b"", id="silent"),
     param(bytes([0x10, 0x20, 0x00, 0x04]) + b"MQ", id="partial-connect"),

@@ -6,11 +6,10 @@ deviates are marked midge_only with the reason beside them.
 """
 import pytest
 
-from mqttraw import (PUBCOMP, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBSCRIBE, V311, V5,
-                     Bystander, connected, packet, parse_ack, parse_suback, props, publish,
-                     pubrel, sub_options, subscribe, u16, unsubscribe, RC_MALFORMED,
-                     RC_PACKET_ID_NOT_FOUND, RC_PROTOCOL_ERROR, RC_TOPIC_FILTER_INVALID,
-                     RC_TOPIC_NAME_INVALID)
+from mqttraw import (PUBCOMP, PUBREC, SUBSCRIBE, UNSUBSCRIBE, V311, V5, Bystander, connected,
+                     packet, props, publish, pubrel, sub_options, subscribe, u16, unsubscribe,
+                     RC_MALFORMED, RC_PACKET_ID_NOT_FOUND, RC_PROTOCOL_ERROR,
+                     RC_TOPIC_FILTER_INVALID, RC_TOPIC_NAME_INVALID)
 
 midge_only = pytest.mark.midge_only
 

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from mqttraw import (Closed, DISCONNECT, PUBREC, PUBREL, V311, V5, Bystander, Client, connected, publish, pubrec,
-                     sub_options, puback, Publish, PUBLISH, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
-                     P_WILL_DELAY, RC_SESSION_TAKEN_OVER)
+from mqttraw import (Closed, DISCONNECT, PUBREL, V311, V5, Bystander, connected, publish, pubrec,
+                     sub_options, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, P_WILL_DELAY,
+                     RC_SESSION_TAKEN_OVER)
 
 midge_only = pytest.mark.midge_only
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
@@ -344,7 +344,6 @@ def test_item30_overlapping_max_qos_v311(broker):
     assert max(p.qos for p in copies) == 2
 
 
-@pytest.mark.midge_only  # mosquitto 2.0.11 sends one copy per matching subscription (3 copies).
 def test_item30_overlapping_single_copy_v311(broker):
     """Checklist 30, MQTT-3.3.5-1 (3.1.1): Midge sends exactly one copy, at QoS 2."""
     s = overlap_subscriber(broker, V311)

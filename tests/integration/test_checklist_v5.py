@@ -9,14 +9,12 @@ import time
 
 import pytest
 
-from mqttraw import (OK, CONNECT, DISCONNECT, PUBACK, PUBLISH, PUBREC, SUBSCRIBE, V5, Bystander,
-                     Client, auth, connect, connected, disconnect, expect_connect_refused, packet,
-                     props, publish, string, subscribe, u16, vbi, RC_BAD_AUTH_METHOD,
-                     RC_MALFORMED, RC_PAYLOAD_FORMAT_INVALID, RC_PROTOCOL_ERROR,
-                     RC_RECEIVE_MAXIMUM_EXCEEDED, RC_TOPIC_ALIAS_INVALID, P_AUTH_METHOD,
-                     P_CONTENT_TYPE, P_MAXIMUM_PACKET_SIZE, P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT,
-                     P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, P_TOPIC_ALIAS,
-                     P_TOPIC_ALIAS_MAXIMUM, P_USER_PROPERTY, P_RESPONSE_TOPIC)
+from mqttraw import (OK, PUBREC, V5, Bystander, Client, auth, connect, connected, disconnect,
+                     expect_connect_refused, publish, subscribe, RC_BAD_AUTH_METHOD, RC_MALFORMED,
+                     RC_PAYLOAD_FORMAT_INVALID, RC_PROTOCOL_ERROR, RC_RECEIVE_MAXIMUM_EXCEEDED,
+                     RC_TOPIC_ALIAS_INVALID, P_AUTH_METHOD, P_CONTENT_TYPE, P_MAXIMUM_PACKET_SIZE,
+                     P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY,
+                     P_SUBSCRIPTION_ID, P_TOPIC_ALIAS, P_TOPIC_ALIAS_MAXIMUM, P_USER_PROPERTY)
 
 midge_only = pytest.mark.midge_only
 
