@@ -113,7 +113,8 @@ class Client:
                              will.get("retain", False), will.get("properties"))
         _open.append(self)
         if connect:
-            self.connect(properties=properties, timeout=timeout)
+            rc = self.connect(properties=properties, timeout=timeout)
+            assert rc is not None, f"client {client_id!r}: no CONNACK within {timeout}s"
 
     # paho callbacks: v3 and v5 differ in arity, hence *args.
     def _on_connect(self, client, userdata, flags, rc, properties=None):

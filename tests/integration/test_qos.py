@@ -3,6 +3,8 @@
 Malformed-input and per-rule byte tests live in test_checklist*.py; these tests cover features
 with a real client, and use RawClient only where paho would acknowledge on its own.
 """
+import threading
+
 import pytest
 
 from helpers import (PUBLISH, PUBREL, V5, V31, V311, Client, RawClient, close_clients,  # noqa: F401
@@ -85,6 +87,7 @@ def test_ordering_many_messages_per_topic(broker, qos):
     sub.expect_no_message(0.2)
 
 
+@pytest.mark.threaded
 def test_qos2_exactly_once(broker):
     """Each QoS 2 message arrives exactly once at each of two subscribers."""
     n = 100
@@ -99,6 +102,34 @@ def test_qos2_exactly_once(broker):
         assert [m.payload for m in got] == [str(i).encode() for i in range(n)]
         assert all(m.qos == 2 and m.dup == 0 for m in got)
         s.expect_no_message(0.3)
+
+
+@pytest.mark.threaded
+def test_fan_out_concurrent_publishers(broker):
+    """Four publishers publishing at once to four subscribers: every subscriber gets every
+    message exactly once, each publisher's messages in their order (MQTT 4.6)."""
+    npub, nmsg = 4, 50
+    subs = [Client(broker, client_id=f"fsub{i}") for i in range(4)]
+    for i, s in enumerate(subs):
+        s.subscribe("fan/#", qos=i % 3)
+    pubs = [Client(broker, client_id=f"fpub{p}") for p in range(npub)]
+
+    def run(p):
+        for i in range(nmsg):
+            pubs[p].publish(f"fan/{p}", f"{p}:{i}".encode(), qos=1, wait=False)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in range(npub)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for i, s in enumerate(subs):
+        got = s.expect_messages(npub * nmsg, timeout=15)
+        for p in range(npub):
+            mine = [m.payload for m in got if m.topic == f"fan/{p}"]
+            assert mine == [f"{p}:{k}".encode() for k in range(nmsg)]
+        assert {m.qos for m in got} == {min(1, i % 3)}
+        s.expect_no_message(0.2)
 
 
 @pytest.mark.parametrize("version", [4, 5])
