@@ -1055,8 +1055,10 @@ static void handle_packet(conn_t *c, const mqtt_frame_t *f, const uint8_t *p, si
                 break;
             }
         }
-        violation(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
-                  "AUTH: no authentication method is supported");
+        /* 5.0 section 4.12: AUTH is only for a connection that named an authentication
+         * method in CONNECT; none is supported yet, so CONNECT with one got 0x8C. */
+        violation(c, MQTT_RC_PROTOCOL_ERROR,
+                  "AUTH without an authentication method in CONNECT");
         break;
     default:
         violation(c, MQTT_RC_PROTOCOL_ERROR, "packet type a client must not send");

@@ -202,8 +202,9 @@ typedef struct mqtt_publish {
 } mqtt_publish_t;
 
 /* flags is the fixed header's low nibble. Fails with 0x81 on bad UTF-8 in the topic,
- * 0x90 on a wildcard in the topic (MQTT-3.3.2-2), 0x82 on an empty topic without a topic
- * alias (5.0) or at all (3.x), 0x82 on packet id 0 at QoS > 0, 0x94 on topic alias 0. */
+ * 0x90 on a wildcard in the topic (MQTT-3.3.2-2) and on an empty topic without a topic
+ * alias (5.0), 0x82 on an empty topic (3.x), 0x82 on packet id 0 at QoS > 0, 0x94 on topic
+ * alias 0. */
 int mqtt_publish_decode(uint8_t version, uint8_t flags, const uint8_t *p, size_t n,
                         mqtt_publish_t *pub, mqtt_error_t *err);
 

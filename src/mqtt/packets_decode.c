@@ -246,8 +246,10 @@ int mqtt_publish_decode(uint8_t version, uint8_t flags, const uint8_t *p, size_t
          * MQTT-4.7.3-1: at least one character. */
         if (version < MQTT_V5)
             return fail(err, MQTT_RC_PROTOCOL_ERROR, "MQTT-4.7.3-1: empty PUBLISH topic name");
+        /* The specification calls this a Protocol Error; the project's checklist (item
+         * 12) asks for the more telling 0x90 Topic Name invalid, which is also allowed. */
         if (!MQTT_PROP_HAS(&pub->props, MQTT_PROP_TOPIC_ALIAS))
-            return fail(err, MQTT_RC_PROTOCOL_ERROR,
+            return fail(err, MQTT_RC_TOPIC_NAME_INVALID,
                         "MQTT-3.3.2-1: empty PUBLISH topic name without a topic alias");
     }
     pub->payload.p = r.p;

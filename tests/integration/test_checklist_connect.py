@@ -294,7 +294,8 @@ def test_item11_bad_utf8_property_string_closes(broker, prop):
             t, f, body = c.recv_packet()
         except Closed:
             return
-        assert (t, body) == (DISCONNECT, bytes([RC_MALFORMED])), (t, body)
+        # The reason code comes first; a Reason String property may follow it.
+        assert (t, body[:1]) == (DISCONNECT, bytes([RC_MALFORMED])), (t, body)
         c.expect_closed()
 
 

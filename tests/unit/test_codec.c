@@ -642,7 +642,7 @@ static void test_publish_empty_topic(void **state)
     EXPECT_FAIL(mqtt_publish_decode(MQTT_V311, 0, x.b, x.n, &d, &err), 0x82);
     EXPECT_FAIL(mqtt_publish_decode(MQTT_V31, 0, x.b, x.n, &d, &err), 0x82);
     put8(&x, 0);
-    EXPECT_FAIL(mqtt_publish_decode(MQTT_V5, 0, x.b, x.n, &d, &err), 0x82);
+    EXPECT_FAIL(mqtt_publish_decode(MQTT_V5, 0, x.b, x.n, &d, &err), 0x90);
     x.n = 0;
     putstr(&x, "");
     putprops(&x, alias, sizeof alias);
