@@ -345,7 +345,8 @@ static message_t *make_message(const mqtt_str_t *topic, const mqtt_props_t *pr,
         }
         kept_n = mqtt_props_filter(pr->raw, forward_mask(), kept);
     }
-    message_t *m = message_new(topic->p, topic->n, kept, kept_n, payload->p, payload->n);
+    message_t *m = message_new(topic->p, topic->n, kept_n ? kept : NULL, kept_n, payload->p,
+                               payload->n);
     if (kept != stackbuf)
         free(kept);
     if (m && version == MQTT_V5 && MQTT_PROP_HAS(pr, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) {
