@@ -103,8 +103,9 @@ test-tsan: build-tsan/CMakeCache.txt
 	    { rc=$$?; [ $$rc = 5 ] && echo "test-tsan: no test is marked threaded yet"; \
 	      [ $$rc = 5 ]; }
 
-# Each fuzz target runs on a copy of its corpus (fuzz/corpus_NAME/), so the repository
-# is not modified; crash files go to build-fuzz/artifacts/.
+# Each fuzz target fuzz/fuzz_NAME.c runs on a copy of its corpus (fuzz/corpus_NAME/ or
+# fuzz/corpus_fuzz_NAME/), so the repository is not modified; crash files go to
+# build-fuzz/artifacts/, the fuzzer's output to build-fuzz/logs/.
 test-fuzz: build-fuzz/CMakeCache.txt
 	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 	@mkdir -p build-fuzz/artifacts build-fuzz/logs; rm -f build-fuzz/fuzz-passed; \
@@ -112,7 +113,9 @@ test-fuzz: build-fuzz/CMakeCache.txt
 	[ -n "$$targets" ] || echo "test-fuzz: no fuzz/fuzz_*.c target yet"; \
 	for src in $$targets; do \
 	    name=$$(basename $$src .c); corpus=$$(mktemp -d); \
-	    if [ -d fuzz/corpus_$$name ]; then cp -R fuzz/corpus_$$name/. $$corpus/; fi; \
+	    for dir in fuzz/corpus_$$name fuzz/corpus_$${name#fuzz_}; do \
+	        if [ -d $$dir ]; then cp -R $$dir/. $$corpus/; fi; \
+	    done; \
 	    echo "fuzz: $$name for $(FUZZ_TIME)s ($$(ls $$corpus | wc -l) corpus files)"; \
 	    if build-fuzz/$$name -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
 	        -artifact_prefix=build-fuzz/artifacts/$$name- -print_final_stats=1 \
