@@ -401,6 +401,7 @@ void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
     broker_t *b = w->b;
     bool existed = true;
     conn_t *old = s->conn;
+    uint32_t old_expiry = s->expiry;
     if (old) {
         /* MQTT-3.1.4-3: the existing connection is closed (5.0: 0x8E). Its will goes
          * out unless the session carries on within the will delay (3.1.2.5). */
@@ -417,8 +418,9 @@ void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
             pthread_mutex_unlock(&b->reg_lock);
         }
         if (c->state == CONN_CLOSED) {
-            /* The new client left while waiting: the session stays offline. */
-            if (!old && s->expiry == 0)
+            /* The new client left while waiting: the session stays offline, as it was. */
+            s->expiry = old_expiry;
+            if (!s->conn && s->expiry == 0)
                 worker_session_end(w, s);
             return;
         }
@@ -431,8 +433,11 @@ void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
         s->takeover_pending--;
     pthread_mutex_unlock(&b->reg_lock);
     worker_remove_session(w, s);
-    inbox_item_t it = {
-        .kind = INBOX_READY, .s = session_ref(s), .conn = conn_ref(c), .existed = existed};
+    inbox_item_t it = {.kind = INBOX_READY,
+                       .s = session_ref(s),
+                       .conn = conn_ref(c),
+                       .existed = existed,
+                       .expiry = old_expiry};
     worker_post(w, c->w->index, &it);
 }
 
@@ -489,6 +494,7 @@ static void handle_item(worker_t *w, inbox_item_t *it)
     case INBOX_READY:
         worker_add_session(w, it->s);
         if (it->conn->state == CONN_CLOSED) {
+            it->s->expiry = it->expiry; /* nobody took it: as it was */
             if (!it->s->conn && it->s->expiry == 0)
                 worker_session_end(w, it->s);
         } else {

@@ -33,6 +33,7 @@ typedef struct inbox_item {
     bool existed; /* INBOX_READY: the session carries on from before */
     uint8_t nsub;
     int fd;
+    uint32_t expiry; /* INBOX_READY: the session's expiry before the takeover */
     session_t *s; /* a reference */
     message_t *msg; /* a reference */
     conn_t *conn;   /* a reference */
