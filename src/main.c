@@ -27,8 +27,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "midge: %s\n", err);
         return 1;
     }
-    if (cfg.verbose)
-        log_set_level(LOG_DEBUG);
+    /* Mosquitto's log types onto the log's levels; -v is `log_type all`. */
+    unsigned types = cfg.verbose ? CONFIG_LOG_ALL : cfg.log_types;
+    unsigned mask = ((types & CONFIG_LOG_ERROR) ? 1u << LOG_ERR : 0) |
+                    ((types & CONFIG_LOG_WARNING) ? 1u << LOG_WARN : 0) |
+                    ((types & CONFIG_LOG_NOTICE) ? 1u << LOG_NOTICE : 0) |
+                    ((types & (CONFIG_LOG_INFORMATION | CONFIG_LOG_SUBSCRIBE |
+                               CONFIG_LOG_UNSUBSCRIBE)) ? 1u << LOG_INFO : 0) |
+                    ((types & CONFIG_LOG_DEBUG) ? 1u << LOG_DEBUG : 0);
+    log_configure(mask, cfg.log_dest & CONFIG_LOG_DEST_STDOUT,
+                  cfg.log_dest & CONFIG_LOG_DEST_STDERR, cfg.log_timestamp);
 
     sigset_t set;
     sigemptyset(&set);

@@ -168,7 +168,8 @@ static int listen_on(broker_t *b, const char *host, uint16_t port)
     snprintf(portstr, sizeof(portstr), "%u", port);
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
-        log_msg(LOG_ERR, "Error: cannot resolve listener address %s: %s", host, gai_strerror(rc));
+        log_msg(LOG_ERR, "Error: cannot resolve listener address %s: %s", host ? host : "*",
+                gai_strerror(rc));
         return -1;
     }
     int opened = 0;
@@ -183,7 +184,7 @@ static int listen_on(broker_t *b, const char *host, uint16_t port)
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-            log_msg(LOG_ERR, "Error: cannot listen on %s port %u: %s", host, port,
+            log_msg(LOG_ERR, "Error: cannot listen on %s port %u: %s", host ? host : "*", port,
                     strerror(errno));
             close(fd);
             continue;
@@ -227,16 +228,10 @@ int broker_init(broker_t *b, const config_t *cfg)
             return -1;
     for (int i = 0; i < cfg->listener_count; i++) {
         const config_listener_t *l = &cfg->listeners[i];
-        if (l->bind_address[0]) {
-            if (listen_on(b, l->bind_address, l->port) < 0)
-                return -1;
-        } else {
-            /* No address: loopback only, as Mosquitto 2 does without configuration. */
-            int a = listen_on(b, "127.0.0.1", l->port);
-            int c = listen_on(b, "::1", l->port);
-            if (a < 0 && c < 0)
-                return -1;
-        }
+        /* `listener PORT` without an address listens on every interface, IPv4 and IPv6,
+         * as in Mosquitto; the default listener and -p carry 127.0.0.1 (config.c). */
+        if (listen_on(b, l->bind_address[0] ? l->bind_address : NULL, l->port) < 0)
+            return -1;
     }
     /* Worker 0 accepts and spreads connections round-robin over the workers. */
     for (int i = 0; i < b->nlisten; i++)

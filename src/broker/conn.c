@@ -167,10 +167,12 @@ void conn_close(conn_t *c, const char *reason)
         session_t *s = c->s;
         c->s = NULL;
         atomic_fetch_sub(&b->clients_connected, 1);
-        if (reason)
-            log_msg(LOG_NOTICE, "Client %s %s disconnected: %s", cid(c), c->peer, reason);
-        else
-            log_msg(LOG_INFO, "Client %s %s disconnected", cid(c), c->peer);
+        if (b->cfg.connection_messages) {
+            if (reason)
+                log_msg(LOG_NOTICE, "Client %s %s disconnected: %s", cid(c), c->peer, reason);
+            else
+                log_msg(LOG_NOTICE, "Client %s %s disconnected", cid(c), c->peer);
+        }
         worker_session_offline(w, s, !c->normal_disconnect);
     } else if (reason) {
         log_msg(LOG_INFO, "Connection from %s closed: %s", c->peer, reason);
@@ -590,8 +592,9 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
     unsigned max = atomic_load(&b->clients_maximum);
     while (cur > max && !atomic_compare_exchange_weak(&b->clients_maximum, &max, cur))
         ;
-    log_msg(LOG_INFO, "New client connected from %s as %s (p%u, c%d, k%u)", c->peer, c->client_id,
-            c->version, c->cc.clean_start, c->keepalive);
+    if (b->cfg.connection_messages)
+        log_msg(LOG_NOTICE, "New client connected from %s as %s (p%u, c%d, k%u)", c->peer,
+                c->client_id, c->version, c->cc.clean_start, c->keepalive);
 
     /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL, in their order. */
     delivery_t *prev = NULL, *d = s->inflight_head;

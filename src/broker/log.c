@@ -7,16 +7,26 @@
 #include <time.h>
 #include <unistd.h>
 
-static atomic_int max_level = LOG_NOTICE;
+/* Written before the I/O threads start, read by all of them. */
+static atomic_uint level_mask = (1u << LOG_ERR) | (1u << LOG_WARN) | (1u << LOG_NOTICE);
+static atomic_bool out_stdout = false, out_stderr = true, with_time = true;
+
+void log_configure(unsigned mask, bool to_stdout, bool to_stderr, bool timestamp)
+{
+    atomic_store(&level_mask, mask);
+    atomic_store(&out_stdout, to_stdout);
+    atomic_store(&out_stderr, to_stderr);
+    atomic_store(&with_time, timestamp);
+}
 
 void log_set_level(enum log_level level)
 {
-    atomic_store(&max_level, (int)level);
+    atomic_store(&level_mask, (2u << level) - 1);
 }
 
 int log_enabled(enum log_level level)
 {
-    return (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed);
+    return (atomic_load_explicit(&level_mask, memory_order_relaxed) >> level) & 1u;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -24,7 +34,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if (!log_enabled(level))
         return;
     char line[1024];
-    int n = snprintf(line, sizeof(line), "%ld: ", (long)time(NULL));
+    int n = 0;
+    if (atomic_load_explicit(&with_time, memory_order_relaxed))
+        n = snprintf(line, sizeof(line), "%ld: ", (long)time(NULL));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -35,6 +47,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
+    if (atomic_load_explicit(&out_stderr, memory_order_relaxed)) {
+        ssize_t w = write(STDERR_FILENO, line, len);
+        (void)w;
+    }
+    if (atomic_load_explicit(&out_stdout, memory_order_relaxed)) {
+        ssize_t w = write(STDOUT_FILENO, line, len);
+        (void)w;
+    }
 }

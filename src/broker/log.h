@@ -1,12 +1,19 @@
-/* log.h - the broker's log: one line per event, to stderr, Mosquitto-style
- * ("1732560000: message"). Safe to call from any thread. */
+/* log.h - the broker's log: one line per event, Mosquitto-style ("1732560000: message"),
+ * to stderr and/or stdout as log_dest says. Safe to call from any thread. */
 #ifndef MIDGE_LOG_H
 #define MIDGE_LOG_H
 
+#include <stdbool.h>
+
+/* Levels; each maps to one of Mosquitto's log_type names (error, warning, notice,
+ * information, debug). */
 enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_NOTICE = 2, LOG_INFO = 3, LOG_DEBUG = 4 };
 
-/* Lines above this level are dropped (default LOG_NOTICE; -v raises it to LOG_DEBUG). */
-void log_set_level(enum log_level level);
+/* Which levels are written (bit 1 << level each), where (to_stdout, to_stderr), and
+ * whether lines start with the time. The default: error, warning and notice to stderr,
+ * with timestamps. */
+void log_configure(unsigned level_mask, bool to_stdout, bool to_stderr, bool timestamp);
+void log_set_level(enum log_level level); /* every level up to this one */
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
