@@ -147,10 +147,18 @@ void conn_flush(conn_t *c)
         return;
     }
     if (pending != c->want_write) {
-        unsigned ev = (c->state == CONN_WAIT_SESSION ? 0 : LOOP_READ) | (pending ? LOOP_WRITE : 0);
-        loop_modify(&c->w->loop, c->fd, ev, c);
         c->want_write = pending;
+        conn_update_events(c);
     }
+}
+
+void conn_update_events(conn_t *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    bool reading = c->state != CONN_WAIT_SESSION && !c->paused;
+    loop_modify(&c->w->loop, c->fd, (reading ? LOOP_READ : 0) | (c->want_write ? LOOP_WRITE : 0),
+                c);
 }
 
 /* ---- closing ------------------------------------------------------------------- */
@@ -517,8 +525,7 @@ static void begin_session(conn_t *c)
                        };
     pthread_mutex_unlock(&b->reg_lock);
     c->state = CONN_WAIT_SESSION;
-    loop_modify(&w->loop, c->fd, 0, c);
-    c->want_write = false;
+    conn_update_events(c);
     worker_post(w, owner, &it);
 }
 
@@ -620,8 +627,7 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
         d = next;
     }
     worker_pump(w, s);
-    loop_modify(&w->loop, c->fd, LOOP_READ, c);
-    c->want_write = false;
+    conn_update_events(c);
     worker_mark_dirty(w, c);
     /* Packets that arrived behind the CONNECT while the session was on its way. */
     if (was_waiting && c->in_len)
@@ -1183,6 +1189,7 @@ void conn_on_readable(conn_t *c)
         return;
     }
     atomic_fetch_add_explicit(&c->w->stats.bytes_received, (uint64_t)r, memory_order_relaxed);
+    c->read_full = (size_t)r == room;
     c->in_len += (size_t)r;
     process_input(c);
 }

@@ -52,6 +52,8 @@ typedef struct conn {
     bool want_write;     /* registered for writability */
     bool dirty;          /* on the worker's flush list */
     bool normal_disconnect;
+    bool paused;         /* reading stopped: other threads are behind (worker.c) */
+    bool read_full;      /* the last read filled its whole budget: more is waiting */
     bool problem_info;   /* 5.0 request problem information */
     uint16_t keepalive;  /* seconds, as granted */
     uint16_t client_receive_max;
@@ -85,6 +87,9 @@ void conn_unref(conn_t *c);
 
 /* Readable: read a bounded amount and handle every complete packet in it. */
 void conn_on_readable(conn_t *c);
+/* Tell the loop which events the connection waits for now (read unless paused or
+ * waiting for its session; write while output is pending). */
+void conn_update_events(conn_t *c);
 /* Write what is queued; called once per loop turn for connections with output. */
 void conn_flush(conn_t *c);
 /* Close now: session goes offline (will handling, expiry). reason is for the log. */

@@ -25,6 +25,12 @@
 
 #define INBOX_BATCH 8192 /* items handled per turn before the sockets get their turn */
 #define TICK_MS 250
+/* Backpressure (DESIGN.md, "Fairness"): when a worker has more than BACKLOG_HIGH items
+ * waiting, the other workers stop reading from the connections that are flooding (those
+ * whose last read filled its budget) until every backlog is under BACKLOG_LOW. TCP then
+ * slows those publishers down; quiet clients keep being read. */
+#define BACKLOG_HIGH 65536
+#define BACKLOG_LOW 16384
 
 static int vec_push(item_vec_t *v, const inbox_item_t *it)
 {
@@ -56,6 +62,7 @@ int worker_init(worker_t *w, broker_t *b, int index)
     w->index = index;
     w->b = b;
     w->efd = -1;
+    atomic_init(&w->backlog, 0);
     if (loop_init(&w->loop) < 0)
         return -1;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -86,6 +93,8 @@ void worker_retire_conn(worker_t *w, conn_t *c)
     w->retired[w->nretired++] = c;
 }
 
+static void resume_paused(worker_t *w);
+
 static void release_retired(worker_t *w)
 {
     for (size_t i = 0; i < w->nretired; i++)
@@ -97,6 +106,8 @@ void worker_cleanup(worker_t *w)
 {
     while (w->conns)
         conn_close(w->conns, NULL);
+    resume_paused(w);
+    free(w->paused);
     while (w->dirty) {
         conn_t *c = w->dirty;
         w->dirty = c->dirty_next;
@@ -141,6 +152,8 @@ int worker_post(worker_t *from, int target, const inbox_item_t *item)
         item_release(&copy);
         return -1;
     }
+    if (target == from->index)
+        atomic_fetch_add_explicit(&from->backlog, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -148,6 +161,8 @@ int worker_post_now(worker_t *target, const inbox_item_t *item)
 {
     pthread_mutex_lock(&target->inbox_lock);
     int r = vec_push(&target->inbox, item);
+    if (r == 0)
+        atomic_fetch_add_explicit(&target->backlog, 1, memory_order_relaxed);
     bool wake = r == 0 && !target->inbox_woken;
     if (wake)
         target->inbox_woken = true;
@@ -176,6 +191,7 @@ static void push_outgoing(worker_t *w)
         for (; i < v->len; i++)
             if (vec_push(&tw->inbox, &v->v[i]) < 0)
                 break;
+        atomic_fetch_add_explicit(&tw->backlog, i, memory_order_relaxed);
         bool wake = !tw->inbox_woken;
         tw->inbox_woken = true;
         pthread_mutex_unlock(&tw->inbox_lock);
@@ -203,9 +219,12 @@ static void drain_inbox(worker_t *w)
         tmp.len = 0;
         w->inbox = tmp;
     } else {
-        for (size_t i = 0; i < w->inbox.len; i++)
-            if (vec_push(&w->pending, &w->inbox.v[i]) < 0)
+        for (size_t i = 0; i < w->inbox.len; i++) {
+            if (vec_push(&w->pending, &w->inbox.v[i]) < 0) {
                 item_release(&w->inbox.v[i]);
+                atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
+            }
+        }
         w->inbox.len = 0;
     }
     pthread_mutex_unlock(&w->inbox_lock);
@@ -511,10 +530,12 @@ static void handle_pending(worker_t *w)
     if (end - w->pending_pos > INBOX_BATCH)
         end = w->pending_pos + INBOX_BATCH;
     /* Items posted to ourselves while handling land after `end`: next turn. */
+    size_t handled = end - w->pending_pos;
     while (w->pending_pos < end) {
         inbox_item_t it = w->pending.v[w->pending_pos++];
         handle_item(w, &it);
     }
+    atomic_fetch_sub_explicit(&w->backlog, handled, memory_order_relaxed);
     if (w->pending_pos == w->pending.len) {
         w->pending.len = 0;
         w->pending_pos = 0;
@@ -568,6 +589,45 @@ static void on_listen(worker_t *w, int lfd)
     }
 }
 
+/* ---- backpressure ---------------------------------------------------------------- */
+
+static size_t max_backlog(broker_t *b)
+{
+    size_t m = 0;
+    for (int i = 0; i < b->nworkers; i++) {
+        size_t n = atomic_load_explicit(&b->workers[i].backlog, memory_order_relaxed);
+        if (n > m)
+            m = n;
+    }
+    return m;
+}
+
+static void pause_conn(worker_t *w, conn_t *c)
+{
+    if (w->npaused == w->paused_cap) {
+        size_t ncap = w->paused_cap ? w->paused_cap * 2 : 16;
+        conn_t **n = realloc(w->paused, ncap * sizeof(*n));
+        if (!n)
+            return; /* not paused: it is read as usual */
+        w->paused = n;
+        w->paused_cap = ncap;
+    }
+    w->paused[w->npaused++] = conn_ref(c);
+    c->paused = true;
+    conn_update_events(c);
+}
+
+static void resume_paused(worker_t *w)
+{
+    for (size_t i = 0; i < w->npaused; i++) {
+        conn_t *c = w->paused[i];
+        c->paused = false;
+        conn_update_events(c);
+        conn_unref(c);
+    }
+    w->npaused = 0;
+}
+
 /* ---- the loop -------------------------------------------------------------------- */
 
 static void tick(worker_t *w, int64_t now)
@@ -605,14 +665,21 @@ static void *worker_main(void *arg)
         int timeout = w->pending_pos < w->pending.len ? 0 : (int)(w->next_tick_ms - now);
         if (timeout < 0)
             timeout = 0;
+        if (w->npaused && timeout > 1)
+            timeout = 1; /* look again soon whether the backlog went down */
         int n = loop_wait(&w->loop, evs, 256, timeout);
+        bool congested = max_backlog(b) > BACKLOG_HIGH;
         for (int i = 0; i < n; i++) {
             int kind = *(int *)evs[i].handler;
             if (kind == HANDLER_CONN) {
                 conn_t *c = evs[i].handler;
                 if (evs[i].events & LOOP_WRITE)
                     conn_flush(c);
-                if (evs[i].events & LOOP_READ)
+                if (!(evs[i].events & LOOP_READ))
+                    continue;
+                if (congested && c->read_full && c->state == CONN_ACTIVE)
+                    pause_conn(w, c);
+                else
                     conn_on_readable(c);
             } else if (kind == HANDLER_WAKE) {
                 drain_inbox(w);
@@ -623,6 +690,8 @@ static void *worker_main(void *arg)
         handle_pending(w);
         push_outgoing(w);
         flush_dirty(w);
+        if (w->npaused && max_backlog(b) < BACKLOG_LOW)
+            resume_paused(w);
         now = loop_now_ms();
         if (now >= w->next_tick_ms) {
             tick(w, now);

@@ -69,6 +69,12 @@ typedef struct worker {
     uint32_t nconns;
     session_t *sessions;
     conn_t *dirty;
+    /* Backpressure: items waiting in this worker's inbox and pending batch (any thread
+     * adds, the owner subtracts), and this worker's connections paused because some
+     * worker's backlog is too long. */
+    atomic_size_t backlog;
+    conn_t **paused;
+    size_t npaused, paused_cap;
     conn_t **retired; /* closed this turn, released at its end */
     size_t nretired, retired_cap;
     int64_t next_tick_ms;
