@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rwlock.h"
 #include "topic_levels.h"
 
 /* A failed allocation inside uthash must fail retain_set, not exit the broker: the add is
@@ -91,13 +92,7 @@ retain_store_t *retain_new(void)
         goto fail;
     /* Subscriptions arrive all the time on a busy broker; a reader-preferring lock (glibc's
      * default) could starve retained PUBLISHes. */
-    pthread_rwlockattr_t attr;
-    if (pthread_rwlockattr_init(&attr) != 0)
-        goto fail;
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    int rc = pthread_rwlock_init(&rs->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    if (rc != 0)
+    if (rwlock_init_writer_preferring(&rs->lock) != 0)
         goto fail;
     atomic_init(&rs->count, 0);
     atomic_init(&rs->nodes, 0);

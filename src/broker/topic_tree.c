@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rwlock.h"
 #include "topic_levels.h"
 
 /* A failed allocation inside uthash must fail the subscribe, not exit the broker: the add is
@@ -200,13 +201,7 @@ topic_tree_t *topic_tree_new(bool (*is_online)(void *owner))
         goto fail;
     /* Matching never stops on a busy broker; a reader-preferring lock (glibc's default)
      * would starve SUBSCRIBE forever. */
-    pthread_rwlockattr_t attr;
-    if (pthread_rwlockattr_init(&attr) != 0)
-        goto fail;
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    int rc = pthread_rwlock_init(&t->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    if (rc != 0)
+    if (rwlock_init_writer_preferring(&t->lock) != 0)
         goto fail;
     t->is_online = is_online;
     atomic_init(&t->count, 0);
