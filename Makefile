@@ -175,3 +175,10 @@ test: setup
 
 clean:
 	rm -rf $(BUILD_DIRS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: libmidge (shared and static libraries,
+# include/midge/*.h, lib/pkgconfig/midge.pc) and the command-line clients.
+PREFIX ?= /usr/local
+.PHONY: install
+install: build-release
+	cmake --install build --prefix $(PREFIX)
