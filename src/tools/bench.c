@@ -418,7 +418,8 @@ static bool pub_credit(thread_t *t, client_t *c, const group_t *gr, int64_t now)
         return true;
     /* End to end: no more than `window` messages between publishing and arriving at the
      * subscribers of this process, so a broker's queue limits never drop what we send.
-     * A message that never arrives (a QoS 0 drop) is written off after half a second. */
+     * Gaps in the sequence count as arrived (on_message); a message that never arrives
+     * and is followed by none is written off after half a second. */
     uint64_t rcvd = atomic_load_explicit(&g.pub_rcvd[c->idx], memory_order_relaxed);
     uint64_t arrived = rcvd / (uint64_t)gr->fanout + c->written_off;
     if (rcvd != c->last_rcvd) {
@@ -511,9 +512,12 @@ static void on_message(thread_t *t, client_t *c, const mqtt_publish_t *pub, int6
         gs->unexpected++;
         return;
     }
-    if ((int)id < g.npub_total)
-        atomic_fetch_add_explicit(&g.pub_rcvd[id], 1, memory_order_relaxed);
     uint64_t *next = &c->expect[id - c->pub_base];
+    /* Delivery is in order per publisher, so a gap is loss: credit the missing messages
+     * to the publisher's end-to-end window at once instead of waiting for a stall. */
+    uint64_t accounted = 1 + (seq > *next ? seq - *next : 0);
+    if ((int)id < g.npub_total)
+        atomic_fetch_add_explicit(&g.pub_rcvd[id], accounted, memory_order_relaxed);
     if (seq < *next)
         gs->dup++; /* a sequence number seen already (or arriving out of order) */
     else
