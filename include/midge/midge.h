@@ -43,6 +43,15 @@ const char *midge_reason_name(uint8_t reason);
 /* The name of an MQTT 3.1.1 CONNACK return code ("Connection Refused: not authorised"). */
 const char *midge_connack_v3_name(uint8_t code);
 
+/* True when topic name `topic` matches topic filter `filter` ('+', '#', and a leading
+ * wildcard never matching a topic that starts with '$'). */
+bool midge_topic_matches(const char *filter, const char *topic);
+
+/* True when s is a valid topic name (PUBLISH) / topic filter (SUBSCRIBE): non-empty UTF-8,
+ * no wildcard in a name, wildcards only as whole levels ('#' last) in a filter. */
+bool midge_topic_name_valid(const char *s);
+bool midge_topic_filter_valid(const char *s);
+
 /* Protocol versions as carried in CONNECT. */
 enum { MIDGE_MQTT_V311 = 4, MIDGE_MQTT_V5 = 5 };
 

@@ -1067,14 +1067,20 @@ const char *midge_reason_name(uint8_t reason)
 const char *midge_connack_v3_name(uint8_t code)
 {
     static const char *names[] = {
-        "Connection Accepted",
-        "Connection Refused: unacceptable protocol version",
-        "Connection Refused: identifier rejected",
-        "Connection Refused: broker unavailable",
-        "Connection Refused: bad user name or password",
-        "Connection Refused: not authorised",
+        "Connection Accepted.",
+        "Connection Refused: unacceptable protocol version.",
+        "Connection Refused: identifier rejected.",
+        "Connection Refused: broker unavailable.",
+        "Connection Refused: bad user name or password.",
+        "Connection Refused: not authorised.",
     };
     return code < 6 ? names[code] : "Connection Refused: unknown reason";
+}
+
+bool midge_topic_matches(const char *filter, const char *topic)
+{
+    return mqtt_topic_match((const uint8_t *)filter, strlen(filter), (const uint8_t *)topic,
+                            strlen(topic));
 }
 
 void midge_props_init(midge_props_t *p)
@@ -1108,6 +1114,16 @@ static bool topic_ok(const char *t, bool filter)
         return false;
     return filter ? mqtt_topic_filter_check((const uint8_t *)t, n) == 0
                   : mqtt_topic_name_check((const uint8_t *)t, n) == 0;
+}
+
+bool midge_topic_name_valid(const char *s)
+{
+    return topic_ok(s, false);
+}
+
+bool midge_topic_filter_valid(const char *s)
+{
+    return topic_ok(s, true);
 }
 
 int midge_client_new(const midge_options_t *opts, midge_client_t **out)

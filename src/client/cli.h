@@ -1,0 +1,61 @@
+/* cli.h - the command line shared by midge-pub and midge-sub (src/tools/).
+ *
+ * Parses mosquitto_pub/mosquitto_sub's options (same letters, meanings and error exits)
+ * into a midge_options_t plus what each tool needs, and connects with the blocking API,
+ * reporting failures as mosquitto's clients do. Internal: not part of the installed API.
+ */
+#ifndef MIDGE_CLI_H
+#define MIDGE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "midge/midge.h"
+
+#define CLI_MAX_TOPICS 128
+
+enum { CLI_PUB, CLI_SUB };
+enum { CLI_MSG_NONE, CLI_MSG_M, CLI_MSG_FILE, CLI_MSG_STDIN, CLI_MSG_LINES, CLI_MSG_NULL };
+
+typedef struct cli {
+    int tool;          /* CLI_PUB or CLI_SUB */
+    const char *name;  /* "midge-pub" */
+    midge_options_t o; /* host, port, version, ids, will... */
+    char id_buf[128];
+    bool debug, quiet;
+    int qos;
+    long session_expiry; /* -x; -1: not given */
+    const char *topics[CLI_MAX_TOPICS];
+    size_t ntopics;
+    char *url_buf; /* -L: the parsed copy that topics/host point into */
+    /* pub */
+    int msg_mode;
+    const char *message;
+    const char *file;
+    bool retain;
+    long repeat;
+    double repeat_delay;
+    /* sub */
+    const char *filter_out[CLI_MAX_TOPICS];
+    size_t nfilter_out;
+    const char *unsub[CLI_MAX_TOPICS];
+    size_t nunsub;
+    long count;   /* -C, 0: unlimited */
+    long timeout; /* -W seconds, 0: none */
+    bool verbose, no_eol, no_retained, exit_after_sub, retained_only, remove_retained;
+    bool pretty;
+    const char *format;
+} cli_t;
+
+/* Parse argv into *c. Returns -1 when the tool should go on, else the exit status (0 after
+ * --help, 1 after an error, which is printed as one line on stderr). */
+int cli_parse(cli_t *c, int tool, int argc, char **argv);
+
+/* Create the client and connect (blocking). Returns 0 with *out set, or the exit status
+ * after printing one line: the CONNACK code when refused, 1 when unreachable. */
+int cli_connect(cli_t *c, midge_client_t **out);
+
+/* Print an error line "Error: ..." unless --quiet. */
+void cli_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
