@@ -985,6 +985,7 @@ int client_step_locked(midge_client_t *c, int timeout_ms)
      * rather than sleeping (the background thread still sleeps on its wake pipe). */
     if (!c->conn && c->state != ST_WAIT_RECONNECT && !c->thread_running)
         return MIDGE_ECONN;
+    bool had_output = c->out_off < c->out_len;
     int rc = write_locked(c);
     if (rc)
         return rc;
@@ -993,6 +994,10 @@ int client_step_locked(midge_client_t *c, int timeout_ms)
     int t = next_timeout_locked(c);
     if (t < 0 || (timeout_ms >= 0 && timeout_ms < t))
         t = timeout_ms;
+    /* Output that just went out may have completed what the caller waits for (a QoS 0
+     * publish): look at the socket without sleeping and let the caller check. */
+    if (had_output && c->out_off == c->out_len)
+        t = 0;
     struct pollfd p[2];
     int np = 0;
     int fd = c->conn && c->tr->fd ? c->tr->fd(c->tr->ctx, c->conn) : -1;

@@ -108,6 +108,18 @@ static void put_json(const cli_t *c, const midge_message_t *m, const struct time
         fputs(",\"properties\":{", stdout);
         bool first = true;
 #define SEP() (first ? (void)(first = false) : (void)putchar(','))
+        if (p->user_count) {
+            SEP();
+            fputs("\"user-properties\":{", stdout);
+            for (size_t i = 0; i < p->user_count; i++) {
+                if (i)
+                    putchar(',');
+                put_json_str(p->user[i].name, strlen(p->user[i].name));
+                putchar(':');
+                put_json_str(p->user[i].value, strlen(p->user[i].value));
+            }
+            putchar('}');
+        }
         if (p->payload_format >= 0) {
             SEP();
             printf("\"payload-format-indicator\":%d", p->payload_format);
@@ -134,18 +146,6 @@ static void put_json(const cli_t *c, const midge_message_t *m, const struct time
         if (p->sub_id_count) {
             SEP();
             printf("\"subscription-identifier\":%u", p->sub_ids[0]);
-        }
-        if (p->user_count) {
-            SEP();
-            fputs("\"user-properties\":{", stdout);
-            for (size_t i = 0; i < p->user_count; i++) {
-                if (i)
-                    putchar(',');
-                put_json_str(p->user[i].name, strlen(p->user[i].name));
-                putchar(':');
-                put_json_str(p->user[i].value, strlen(p->user[i].value));
-            }
-            putchar('}');
         }
 #undef SEP
         putchar('}');
@@ -345,18 +345,26 @@ static bool print_message(const cli_t *c, const midge_message_t *m)
     if (c->format) {
         if (!put_formatted(c, m))
             return false;
+        if (!c->no_eol)
+            putchar('\n');
     } else if (c->verbose) {
-        fwrite(m->topic, 1, m->topic_len, stdout);
-        putchar(' ');
-        if (m->payload_len)
+        /* As mosquitto_sub: an empty payload shows as "(null)", and not at all with -N. */
+        if (m->payload_len) {
+            fwrite(m->topic, 1, m->topic_len, stdout);
+            putchar(' ');
             fwrite(m->payload, 1, m->payload_len, stdout);
-        else
-            fputs("(null)", stdout);
-    } else {
+            if (!c->no_eol)
+                putchar('\n');
+        } else if (!c->no_eol) {
+            fwrite(m->topic, 1, m->topic_len, stdout);
+            fputs(" (null)\n", stdout);
+        }
+    } else if (m->payload_len) {
+        /* payload only: an empty payload prints nothing, not even the newline */
         fwrite(m->payload, 1, m->payload_len, stdout);
+        if (!c->no_eol)
+            putchar('\n');
     }
-    if (!c->no_eol)
-        putchar('\n');
     fflush(stdout);
     return true;
 }
