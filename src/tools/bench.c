@@ -291,6 +291,8 @@ static int out_reserve(client_t *c, size_t need)
 /* Every encoder sizes itself when cap is too small: encode, grow, encode again. */
 #define OUT_ENCODE(c, call_with_buf_cap)                                                           \
     do {                                                                                           \
+        if (!(c)->out && out_reserve((c), 4096) < 0)                                               \
+            return -1;                                                                             \
         uint8_t *buf = (c)->out + (c)->out_len;                                                    \
         size_t cap = (c)->out_cap - (c)->out_len;                                                  \
         size_t need = (call_with_buf_cap);                                                         \
