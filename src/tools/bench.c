@@ -214,7 +214,7 @@ static struct {
     thread_t threads[MAX_THREADS];
     _Atomic uint64_t *pub_rcvd; /* copies of each publisher's messages received here */
     _Atomic int phase;
-    _Atomic int ready, failed, pubs_done;
+    _Atomic int ready, failed, pubs_done, disconnected;
     _Atomic int64_t run_start, last_rcv, last_connack, first_connect;
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -664,6 +664,8 @@ static void client_close(thread_t *t, client_t *c, int state)
         close(c->fd);
         c->fd = -1;
     }
+    if (c->state == CS_READY && atomic_load(&g.phase) != P_STOP)
+        atomic_fetch_add(&g.disconnected, 1); /* the broker closed it, or an error */
     if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_FAILED) {
         if (c->state == CS_TCP || c->state == CS_CONNACK)
             t->connecting--;
@@ -1383,7 +1385,8 @@ int main(int argc, char **argv)
     double broker_cpu = opt.broker_pid ? bcpu1 - bcpu0 : -1;
     uint64_t lost_total = r[0].lost + (g.ngroups > 1 ? r[1].lost : 0);
     uint64_t dup_total = r[0].dup + (g.ngroups > 1 ? r[1].dup : 0);
-    if (g.interrupted)
+    int disconnected = atomic_load(&g.disconnected);
+    if (g.interrupted || disconnected)
         exit_code = 1;
 
     if (opt.json) {
@@ -1391,6 +1394,7 @@ int main(int argc, char **argv)
                "\"payload\":%d,\"rate\":%.1f,\"window\":%d,",
                mode_names[opt.mode], opt.version == MQTT_V5 ? "5" : "3.1.1", opt.qos, opt.clients,
                opt.threads, opt.payload, g.groups[0].rate, opt.window);
+        printf("\"disconnected\":%d,", disconnected);
         printf("\"connections\":%d,\"connected\":%d,\"connect_failed\":%d,"
                "\"connect_s\":%.6f,\"connect_rate\":%.1f,",
                total, ready, failed, conn_s, conn_s > 0 ? ready / conn_s : 0.0);
@@ -1447,6 +1451,8 @@ int main(int argc, char **argv)
         if (opt.broker_pid)
             printf(", broker %.2f s (peak RSS %ld kB)", broker_cpu, hwm);
         printf("\n");
+        if (disconnected)
+            printf("  WARNING: %d connection(s) closed during the run\n", disconnected);
         if (lost_total || dup_total)
             printf("  WARNING: %" PRIu64 " lost, %" PRIu64 " duplicate messages\n", lost_total,
                    dup_total);

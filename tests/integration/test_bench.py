@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from conftest import MIDGE_BIN, free_port
+from conftest import MIDGE_BIN, Broker, free_port
 
 BENCH_BIN = os.environ.get("MIDGE_BENCH_BIN",
                            os.path.join(os.path.dirname(MIDGE_BIN), "midge-bench"))
@@ -50,7 +50,7 @@ def test_pairs_count_exact(broker, qos):
     """Three publisher/subscriber pairs, 200 messages each: every message arrives once."""
     _, res = bench(broker, "pairs", "-c", 3, "-n", 200, "-q", qos, "-T", 2, "-w", 20)
     assert res["publishers"] == 3 and res["subscribers"] == 3
-    assert res["connected"] == 6 and res["connect_failed"] == 0
+    assert res["connected"] == 6 and res["connect_failed"] == 0 and res["disconnected"] == 0
     assert_exact(res, 600, 600)
     assert res["acked"] == (600 if qos else 0)
 
@@ -137,6 +137,31 @@ def test_conn_refused_counts_failures():
     rc, res = bench(closed, "conn", "-c", 5, "-d", 0.2, check=False)
     assert rc == 1 and res["ok"] is False
     assert res["connected"] == 0 and res["connect_failed"] == 5
+
+
+@pytest.mark.threaded
+def test_broker_gone_mid_run_is_reported():
+    """Connections the broker closes during the run are counted, and the exit code is 1."""
+    b = Broker()
+    run = None
+    try:
+        cmd = [BENCH_BIN, "pairs", "-c", "2", "-d", "3", "--drain", "0.5", "-p", str(b.port),
+               "--json"]
+        run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = run.stderr.readline()
+        while line and not line.startswith("[run]"):
+            line = run.stderr.readline()
+        assert line.startswith("[run] 4 of 4"), line
+        b.stop()
+        out, err = run.communicate(timeout=30)
+    finally:
+        b.stop()
+        if run and run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 1, err
+    res = json.loads(out)
+    assert res["disconnected"] == 4 and res["ok"] is False
 
 
 def test_refuses_non_loopback():
