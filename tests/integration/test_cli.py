@@ -27,7 +27,8 @@ pytestmark = [
 ]
 
 TOOLS = {"midge": (MIDGE_SUB, MIDGE_PUB), "mosquitto": ("mosquitto_sub", "mosquitto_pub")}
-SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+             "WARNING: ThreadSanitizer")
 
 
 def run(cmd, timeout=15, stdin=None):

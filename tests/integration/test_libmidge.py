@@ -25,7 +25,8 @@ if USE_MOSQUITTO:
 pytestmark = pytest.mark.skipif(not os.access(DRIVER, os.X_OK),
                                 reason=f"libmidge test driver not built: {DRIVER}")
 
-SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+             "WARNING: ThreadSanitizer")
 
 
 def run(scenario, port, *args, timeout=30):
@@ -231,23 +232,96 @@ def test_persistent_session(broker, drivers, version):
                               "MSG sess/t q1 r0 s2"]
 
 
+class Gate(threading.Thread):
+    """A TCP relay in front of the broker that the test opens and closes: while closed it
+    drops every connection at once, so a reconnecting client stays offline until the test
+    is ready (the subscriber that checks the flush is then already subscribed)."""
+
+    def __init__(self, upstream_port):
+        super().__init__(daemon=True)
+        self.upstream = upstream_port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.open = True
+        self.done = False
+        self.conns = []
+
+    def run(self):
+        while not self.done:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            if not self.open:
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.done = True
+        for s in self.conns:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.srv.close()
+
+
+@pytest.fixture
+def gate():
+    made = []
+    yield lambda port: made.append(Gate(port)) or made[-1].start() or made[-1]
+    for g in made:
+        g.close()
+
+
 @pytest.mark.threaded
 @pytest.mark.parametrize("version", [4, 5])
-def test_offline_queue_flushed_in_order_after_broker_restart(broker_factory, drivers, version):
+def test_offline_queue_flushed_in_order_after_broker_restart(broker_factory, drivers, gate,
+                                                             version):
     b1 = restartable(broker_factory())
-    port = b1.port
-    d = drivers("offline", port, version, 6)
+    g = gate(b1.port)
+    d = drivers("offline", g.port, version, 6)
     assert d.expect("CONNACK") == "CONNACK 0"
     d.expect("READY")
-    b1.stop(signal.SIGKILL)
+    g.open = False
+    b1.stop(signal.SIGKILL)  # the broker dies: the connection is lost
     d.go()
     assert d.expect("LOST") == "LOST 256"
     assert d.expect("CONNECTED") == "CONNECTED 0"
     assert d.expect("QUEUED") == "QUEUED 6 FULL 1"
     d.expect("WAITING")
-    b2 = broker_factory(port=port)
+    b2 = broker_factory(port=b1.port)  # a new broker on the same port
     sub = Client(b2, "offline-watcher")
     sub.subscribe("off/#", qos=1)
+    g.open = True  # the client's next reconnect attempt gets through
     d.go()
     assert d.expect("FLUSHED") == "FLUSHED pending=0 connected=1"
     d.finish()
