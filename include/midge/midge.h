@@ -35,22 +35,22 @@ enum {
 };
 
 /* A static, human-readable text for a status code. */
-const char *midge_strerror(int status);
+MIDGE_API const char *midge_strerror(int status);
 
 /* The name of an MQTT 5.0 reason code ("Not authorized"), or "Unknown". */
-const char *midge_reason_name(uint8_t reason);
+MIDGE_API const char *midge_reason_name(uint8_t reason);
 
 /* The name of an MQTT 3.1.1 CONNACK return code ("Connection Refused: not authorised"). */
-const char *midge_connack_v3_name(uint8_t code);
+MIDGE_API const char *midge_connack_v3_name(uint8_t code);
 
 /* True when topic name `topic` matches topic filter `filter` ('+', '#', and a leading
  * wildcard never matching a topic that starts with '$'). */
-bool midge_topic_matches(const char *filter, const char *topic);
+MIDGE_API bool midge_topic_matches(const char *filter, const char *topic);
 
 /* True when s is a valid topic name (PUBLISH) / topic filter (SUBSCRIBE): non-empty UTF-8,
  * no wildcard in a name, wildcards only as whole levels ('#' last) in a filter. */
-bool midge_topic_name_valid(const char *s);
-bool midge_topic_filter_valid(const char *s);
+MIDGE_API bool midge_topic_name_valid(const char *s);
+MIDGE_API bool midge_topic_filter_valid(const char *s);
 
 /* Protocol versions as carried in CONNECT. */
 enum { MIDGE_MQTT_V311 = 4, MIDGE_MQTT_V5 = 5 };
@@ -83,7 +83,7 @@ typedef struct midge_props {
 } midge_props_t;
 
 /* Zero *p and mark payload_format absent. */
-void midge_props_init(midge_props_t *p);
+MIDGE_API void midge_props_init(midge_props_t *p);
 
 /* ---- options ---------------------------------------------------------------------- */
 
@@ -130,7 +130,7 @@ typedef struct midge_options {
 } midge_options_t;
 
 /* Fill *o with the defaults. */
-void midge_options_init(midge_options_t *o);
+MIDGE_API void midge_options_init(midge_options_t *o);
 
 /* ---- messages and callbacks ------------------------------------------------------- */
 
@@ -175,32 +175,33 @@ typedef struct midge_callbacks {
 /* ---- life cycle ------------------------------------------------------------------- */
 
 /* Create a client with a copy of *opts (NULL: defaults). Nothing is connected yet. */
-int midge_client_new(const midge_options_t *opts, midge_client_t **out);
+MIDGE_API int midge_client_new(const midge_options_t *opts, midge_client_t **out);
 
 /* Stop the background thread if it runs, close the connection without DISCONNECT (the
  * will is published), free everything. NULL is ignored. */
-void midge_client_free(midge_client_t *c);
+MIDGE_API void midge_client_free(midge_client_t *c);
 
 /* Set the callbacks (copied) and the user data handed to them. */
-void midge_client_set_callbacks(midge_client_t *c, const midge_callbacks_t *cb, void *ud);
+MIDGE_API void midge_client_set_callbacks(midge_client_t *c, const midge_callbacks_t *cb, void *ud);
 
 /* ---- asynchronous API ------------------------------------------------------------- */
 
 /* Open the transport and send CONNECT; the CONNACK arrives later (on_connect). The
  * transport connect itself waits at most connect_timeout_ms. With reconnect on, a failure
  * here schedules a retry and still returns the error. */
-int midge_client_connect(midge_client_t *c);
+MIDGE_API int midge_client_connect(midge_client_t *c);
 
 /* Send DISCONNECT with the 5.0 reason (0: normal, 0x04: with will) once the output is
  * flushed, then close. Turns automatic reconnect off. */
-int midge_client_disconnect(midge_client_t *c, uint8_t reason);
+MIDGE_API int midge_client_disconnect(midge_client_t *c, uint8_t reason);
 
 /* Queue a PUBLISH. topic must be a valid topic name, qos 0..2. While not connected the
  * message waits in the offline queue (bounded by max_queued) and goes out, in order, on
  * the next connection. *mid (may be NULL) receives the packet id (QoS 1/2) or a local
  * id (QoS 0) that on_publish reports. props may be NULL. */
-int midge_client_publish(midge_client_t *c, const char *topic, const void *payload, size_t len,
-                         int qos, bool retain, const midge_props_t *props, uint16_t *mid);
+MIDGE_API int midge_client_publish(midge_client_t *c, const char *topic, const void *payload,
+                                   size_t len, int qos, bool retain, const midge_props_t *props,
+                                   uint16_t *mid);
 
 /* One filter of a SUBSCRIBE. */
 typedef struct midge_subscription {
@@ -213,52 +214,52 @@ typedef struct midge_subscription {
 
 /* Send a SUBSCRIBE for subs[0..n) (needs a connection). sub_id: 5.0 subscription
  * identifier, 0 for none. on_subscribe reports the granted codes. */
-int midge_client_subscribe(midge_client_t *c, const midge_subscription_t *subs, size_t n,
-                           uint32_t sub_id, uint16_t *mid);
+MIDGE_API int midge_client_subscribe(midge_client_t *c, const midge_subscription_t *subs, size_t n,
+                                     uint32_t sub_id, uint16_t *mid);
 
 /* Send an UNSUBSCRIBE for filters[0..n). */
-int midge_client_unsubscribe(midge_client_t *c, const char *const *filters, size_t n,
-                             uint16_t *mid);
+MIDGE_API int midge_client_unsubscribe(midge_client_t *c, const char *const *filters, size_t n,
+                                       uint16_t *mid);
 
 /* The socket to watch, or -1 when not connected (also when the transport has no fd). */
-int midge_client_fd(midge_client_t *c);
+MIDGE_API int midge_client_fd(midge_client_t *c);
 
 /* True when output is waiting: watch the fd for writability too. */
-bool midge_client_want_write(midge_client_t *c);
+MIDGE_API bool midge_client_want_write(midge_client_t *c);
 
 /* Read what the socket has and handle every whole packet (callbacks run here). */
-int midge_client_read(midge_client_t *c);
+MIDGE_API int midge_client_read(midge_client_t *c);
 
 /* Write queued output. */
-int midge_client_write(midge_client_t *c);
+MIDGE_API int midge_client_write(midge_client_t *c);
 
 /* Timers: keepalive PINGREQ, ping timeout, connect timeout, reconnect. Call at least every
  * midge_client_next_timeout_ms() milliseconds. */
-int midge_client_misc(midge_client_t *c);
+MIDGE_API int midge_client_misc(midge_client_t *c);
 
 /* Milliseconds until midge_client_misc next has something to do (-1: nothing planned). */
-int midge_client_next_timeout_ms(midge_client_t *c);
+MIDGE_API int midge_client_next_timeout_ms(midge_client_t *c);
 
 /* All of the above once: wait up to timeout_ms for the socket (poll), then read, write
  * and misc. Returns 0, or an error from a step (a lost connection is not an error when
  * reconnect is on). */
-int midge_client_step(midge_client_t *c, int timeout_ms);
+MIDGE_API int midge_client_step(midge_client_t *c, int timeout_ms);
 
 /* True once CONNACK accepted the connection and until it is lost. */
-bool midge_client_is_connected(midge_client_t *c);
+MIDGE_API bool midge_client_is_connected(midge_client_t *c);
 
 /* Messages waiting to be sent or acknowledged (the outgoing queue). */
-size_t midge_client_pending(midge_client_t *c);
+MIDGE_API size_t midge_client_pending(midge_client_t *c);
 
 /* ---- background thread -------------------------------------------------------------- */
 
 /* Run the client on a thread of its own (calling midge_client_step in a loop). Every
  * function of this header may then be called from any thread; callbacks run on the
  * background thread. */
-int midge_client_start(midge_client_t *c);
+MIDGE_API int midge_client_start(midge_client_t *c);
 
 /* Stop and join the background thread (the connection stays as it is). */
-int midge_client_stop(midge_client_t *c);
+MIDGE_API int midge_client_stop(midge_client_t *c);
 
 /* ---- blocking API ---------------------------------------------------------------- */
 
@@ -267,32 +268,34 @@ int midge_client_stop(midge_client_t *c);
 
 /* Connect and wait for CONNACK. MIDGE_EREFUSED when refused; *reason (may be NULL)
  * receives the CONNACK code. */
-int midge_client_connect_wait(midge_client_t *c, int timeout_ms, uint8_t *reason);
+MIDGE_API int midge_client_connect_wait(midge_client_t *c, int timeout_ms, uint8_t *reason);
 
 /* Publish and wait for the acknowledgement (QoS 1: PUBACK, QoS 2: PUBCOMP; QoS 0: until
  * written). *reason (may be NULL) receives the broker's reason code; a code >= 0x80 is
  * returned as MIDGE_EREFUSED. */
-int midge_client_publish_wait(midge_client_t *c, const char *topic, const void *payload, size_t len,
-                              int qos, bool retain, const midge_props_t *props, int timeout_ms,
-                              uint8_t *reason);
+MIDGE_API int midge_client_publish_wait(midge_client_t *c, const char *topic, const void *payload,
+                                        size_t len, int qos, bool retain,
+                                        const midge_props_t *props, int timeout_ms,
+                                        uint8_t *reason);
 
 /* Subscribe and wait for SUBACK; codes (may be NULL) receives n codes. */
-int midge_client_subscribe_wait(midge_client_t *c, const midge_subscription_t *subs, size_t n,
-                                uint32_t sub_id, int timeout_ms, uint8_t *codes);
+MIDGE_API int midge_client_subscribe_wait(midge_client_t *c, const midge_subscription_t *subs,
+                                          size_t n, uint32_t sub_id, int timeout_ms,
+                                          uint8_t *codes);
 
 /* Unsubscribe and wait for UNSUBACK; codes (may be NULL, 5.0 only) receives n codes. */
-int midge_client_unsubscribe_wait(midge_client_t *c, const char *const *filters, size_t n,
-                                  int timeout_ms, uint8_t *codes);
+MIDGE_API int midge_client_unsubscribe_wait(midge_client_t *c, const char *const *filters, size_t n,
+                                            int timeout_ms, uint8_t *codes);
 
 /* Wait for the next message (only when no on_message callback is set). *out is owned by
  * the caller: free it with midge_message_free. */
-int midge_client_receive(midge_client_t *c, int timeout_ms, midge_message_t **out);
+MIDGE_API int midge_client_receive(midge_client_t *c, int timeout_ms, midge_message_t **out);
 
 /* Send DISCONNECT and wait until it is written (at most timeout_ms), then close. */
-int midge_client_disconnect_wait(midge_client_t *c, uint8_t reason, int timeout_ms);
+MIDGE_API int midge_client_disconnect_wait(midge_client_t *c, uint8_t reason, int timeout_ms);
 
 /* Free a message returned by midge_client_receive. NULL is ignored. */
-void midge_message_free(midge_message_t *m);
+MIDGE_API void midge_message_free(midge_message_t *m);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the public functions of libmidge: the shared library exports only these. */
+#ifndef MIDGE_API
+#define MIDGE_API __attribute__((visibility("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,7 +49,7 @@ typedef struct midge_transport {
 } midge_transport_t;
 
 /* The plain TCP transport (IPv4 and IPv6, TCP_NODELAY, non-blocking after connect). */
-const midge_transport_t *midge_transport_tcp(void);
+MIDGE_API const midge_transport_t *midge_transport_tcp(void);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@ waits, and a timeout on each process interaction here.
 """
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -433,3 +434,71 @@ def test_qos2_pubrel_resent_after_lost_connection(version):
     assert sb.seen[1][:2] == ("PUBLISH", 0x4)
     assert sb.seen[2] == ("PUBREL", 6)
     assert sb.seen[4] == ("PUBREL", 6, True)
+
+
+# ---- the installed library: headers, pkg-config file, shared and static libraries
+
+PROGRAM = r"""
+#include <midge/midge.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv)
+{
+    midge_options_t o;
+    midge_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = (uint16_t)atoi(argv[1]);
+    midge_client_t *c;
+    if (midge_client_new(&o, &c))
+        return 2;
+    uint8_t reason = 0xff;
+    int rc = midge_client_connect_wait(c, 3000, &reason);
+    if (!rc)
+        rc = midge_client_publish_wait(c, "installed/t", "ok", 2, 1, false, NULL, 3000, NULL);
+    printf("%s %u\n", midge_strerror(rc), reason);
+    midge_client_disconnect_wait(c, 0, 3000);
+    midge_client_free(c);
+    return rc ? 1 : 0;
+}
+"""
+
+
+def _sanitized_build(build_dir):
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            return any(line.startswith("MIDGE_SANITIZE:") and line.strip().split("=", 1)[1]
+                       for line in f)
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_installed_library_with_pkg_config(broker, tmp_path, static):
+    build_dir = os.path.dirname(os.path.abspath(MIDGE_BIN))
+    if _sanitized_build(build_dir) or not shutil.which("pkg-config"):
+        pytest.skip("install check runs on the plain build only")
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", build_dir, "--prefix", str(prefix)], check=True,
+                   capture_output=True, timeout=60)
+    for f in ("include/midge/midge.h", "include/midge/transport.h", "lib/libmidge.a",
+              "lib/pkgconfig/midge.pc", "bin/midge-pub", "bin/midge-sub"):
+        assert (prefix / f).exists(), f
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs"] + (["--static"] if static else [])
+                           + ["midge"], env=env, check=True, capture_output=True, text=True,
+                           timeout=10).stdout.split()
+    src = tmp_path / "prog.c"
+    src.write_text(PROGRAM)
+    exe = tmp_path / "prog"
+    cmd = ["cc", "-Wall", "-Werror", "-o", str(exe), str(src)] + flags
+    if static:
+        cmd = ["cc", "-Wall", "-Werror", "-o", str(exe), str(src),
+               f"-I{prefix}/include", str(prefix / "lib" / "libmidge.a"), "-lpthread"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    sub = Client(broker, "installed-watch")
+    sub.subscribe("installed/#", qos=1)
+    p = subprocess.run([str(exe), str(broker.port)], capture_output=True, text=True, timeout=20,
+                       env=dict(os.environ, LD_LIBRARY_PATH=str(prefix / "lib")))
+    assert (p.returncode, p.stdout) == (0, "success 0\n"), p.stderr
+    m = sub.expect_message()
+    assert (m.topic, m.payload) == ("installed/t", b"ok")
