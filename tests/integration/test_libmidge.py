@@ -502,3 +502,24 @@ def test_installed_library_with_pkg_config(broker, tmp_path, static):
     assert (p.returncode, p.stdout) == (0, "success 0\n"), p.stderr
     m = sub.expect_message()
     assert (m.topic, m.payload) == ("installed/t", b"ok")
+
+
+# ---- the transport interface
+
+def test_custom_transport_carries_the_session(broker):
+    """A transport table of the application's own (here TCP underneath, with counters)."""
+    assert run("transport", broker.port) == ["MSG tr/x q2 r0 0123456789",
+                                             "OPENS 1 CLOSES 1 SENT 1 RECEIVED 1"]
+
+
+def test_reconnect_backoff_doubles_with_jitter():
+    """Opens that fail are retried after min 100 ms doubling to max 800 ms, each delay drawn
+    from the upper half of its step; a publish meanwhile waits in the offline queue."""
+    out = run("backoff", 1, 8)
+    assert out[0] == "PUBLISH_OFFLINE 0 PENDING 1"
+    delays = [int(line.split()[1]) for line in out[1:]]
+    assert len(delays) == 7, out
+    for i, d in enumerate(delays):
+        step = min(100 * 2 ** i, 800)
+        assert step // 2 - 5 <= d <= step + 150, (i, d, delays)
+    assert len(set(delays[3:])) > 1, f"no jitter at the maximum step: {delays}"
