@@ -257,6 +257,8 @@ class Gate(threading.Thread):
                 c, _ = self.srv.accept()
             except socket.timeout:
                 continue
+            except OSError:
+                return  # closed by close()
             if not self.open:
                 c.close()
                 continue
