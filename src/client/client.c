@@ -217,6 +217,11 @@ static int send_connect(midge_client_t *c)
         k.props.receive_maximum = c->o.receive_maximum;
         MQTT_PROP_SET(&k.props, MQTT_PROP_RECEIVE_MAXIMUM);
     }
+    if (c->o.version == MIDGE_MQTT_V5) {
+        /* MQTT-3.1.2-24: the broker must not send us a packet larger than this. */
+        k.props.maximum_packet_size = c->o.max_packet_size;
+        MQTT_PROP_SET(&k.props, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+    }
     if (c->o.topic_alias_maximum) {
         k.props.topic_alias_maximum = c->o.topic_alias_maximum;
         MQTT_PROP_SET(&k.props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);

@@ -137,6 +137,10 @@ static int sc_pubsub(int v)
         printf("PUBACKED q%d reason %u\n", q, reason);
     }
     check(midge_client_publish_wait(c, "u/x", "", 0, 1, false, NULL, 5000, NULL), "publish u/x");
+    uint8_t nobody = 0xff;
+    check(midge_client_publish_wait(c, "nobody/here", "x", 1, 1, false, NULL, 5000, &nobody),
+          "publish nobody");
+    printf("PUBACKED nobody reason %u\n", nobody);
     for (int i = 0; i < 4; i++) {
         midge_message_t *m = receive(c, 5000);
         if (!m)
@@ -495,6 +499,31 @@ static int sc_keepalive(void)
     return 0;
 }
 
+static void t_disconnect(midge_client_t *c, void *ud, int reason)
+{
+    *(int *)ud = reason;
+}
+
+/* takeover V: another client takes our client id; the broker's DISCONNECT reason (5.0:
+ * 0x8E Session taken over) reaches on_disconnect. */
+static int sc_takeover(int v)
+{
+    midge_client_t *c = client(v, "takeover-driver", true);
+    int reason = -1;
+    midge_callbacks_t cb = {.on_disconnect = t_disconnect};
+    midge_client_set_callbacks(c, &cb, &reason);
+    check(midge_client_connect_wait(c, 5000, NULL), "connect");
+    printf("READY\n");
+    for (int i = 0; i < 200 && reason < 0; i++) {
+        int rc = midge_client_step(c, 50);
+        if (rc && rc != MIDGE_ECONN)
+            check(rc, "step");
+    }
+    printf("DISCONNECT %d connected=%d\n", reason, midge_client_is_connected(c));
+    midge_client_free(c);
+    return 0;
+}
+
 /* unreachable: nothing listens on the port. */
 static int sc_unreachable(void)
 {
@@ -655,6 +684,8 @@ int main(int argc, char **argv)
         return sc_session(a);
     if (!strcmp(sc, "keepalive"))
         return sc_keepalive();
+    if (!strcmp(sc, "takeover"))
+        return sc_takeover(a);
     if (!strcmp(sc, "transport"))
         return sc_transport();
     if (!strcmp(sc, "backoff"))

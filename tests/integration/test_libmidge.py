@@ -134,6 +134,8 @@ def test_publish_subscribe_all_qos(broker, version):
         "PUBACKED q0 reason 0",
         "PUBACKED q1 reason 0",
         "PUBACKED q2 reason 0",
+        # 5.0: PUBACK 0x10 No matching subscribers
+        f"PUBACKED nobody reason {16 if version == 5 else 0}",
         "MSG t/0 q0 r0 payload-0",
         "MSG t/1 q1 r0 payload-1",
         "MSG t/2 q2 r0 payload-2",
@@ -219,6 +221,16 @@ def test_will_disconnect_with_will_v5(broker, drivers):
     d.finish()
     m = sub.expect_message()
     assert (m.topic, m.payload) == ("will/topic", b"gone")
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_session_taken_over_reason(broker, drivers, version):
+    d = drivers("takeover", broker.port, version)
+    d.expect("READY")
+    Client(broker, "takeover-driver", protocol=version)
+    # 5.0: DISCONNECT 0x8E (142) Session taken over; 3.1.1: the socket just closes (0x100)
+    assert d.expect("DISCONNECT") == f"DISCONNECT {142 if version == 5 else 256} connected=0"
+    d.finish()
 
 
 @pytest.mark.parametrize("version", [4, 5])
