@@ -90,7 +90,8 @@ static void put_time(const struct timespec *ts, const char *fmt)
     fwrite(b, 1, n, stdout);
 }
 
-static void put_json(const cli_t *c, const midge_message_t *m, const struct timespec *ts)
+/* raw: %J, the payload unquoted (it must itself be JSON; not checked here). */
+static void put_json(const cli_t *c, const midge_message_t *m, const struct timespec *ts, bool raw)
 {
     /* {"tst":"2020-05-06T22:12:00.000000Z+0100",...} as mosquitto_sub 2.0 prints it */
     fputs("{\"tst\":\"", stdout);
@@ -151,7 +152,9 @@ static void put_json(const cli_t *c, const midge_message_t *m, const struct time
         putchar('}');
     }
     fputs(",\"payload\":", stdout);
-    if (m->payload_len)
+    if (m->payload_len && raw)
+        fwrite(m->payload, 1, m->payload_len, stdout);
+    else if (m->payload_len)
         put_json_str((const char *)m->payload, m->payload_len);
     else
         fputs("null", stdout);
@@ -302,11 +305,8 @@ static bool put_formatted(const cli_t *c, const midge_message_t *m)
             printf("%lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
             break;
         case 'j':
-            put_json(c, m, &ts);
-            break;
         case 'J':
-            /* The payload unquoted: it must itself be JSON (not checked here). */
-            put_json(c, m, &ts);
+            put_json(c, m, &ts, *f == 'J');
             break;
         default:
             cli_error(c, "Invalid format specifier '%c'.", *f ? *f : ' ');

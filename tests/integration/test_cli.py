@@ -128,11 +128,12 @@ def test_format_json_and_times(broker):
         '"payload":null}' in masked["midge"]
 
 
-def test_format_json_v5_properties(broker):
+@pytest.mark.parametrize("fmt", ["%j", "%J"])
+def test_format_json_v5_properties(broker, fmt):
     def publish(b):
         pub(b, "-V", "mqttv5", "-t", "cli/p", "-m", "{\"a\":1}", "-q", "1",
             "-D", "publish", "user-property", "k", "v", "-D", "publish", "content-type", "ct")
-    res = subscribe_both(broker, ["cli/#"], ["-F", "%j", "-C", "1"], publish, "mqttv5")
+    res = subscribe_both(broker, ["cli/#"], ["-F", fmt, "-C", "1"], publish, "mqttv5")
     outs = {t: re.sub(r'"tst":"[^"]+"', '"tst":T', r[1].decode()) for t, r in res.items()}
     assert outs["midge"] == outs["mosquitto"], outs
 
