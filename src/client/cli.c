@@ -115,6 +115,64 @@ static int parse_url(cli_t *c, const char *url)
     return 0;
 }
 
+/* -D COMMAND IDENTIFIER VALUE [VALUE]: argv[*i] is "-D". Supported: user-property on
+ * connect, publish and will; content-type, response-topic, correlation-data,
+ * message-expiry-interval and payload-format-indicator on publish and will. */
+static int parse_property(cli_t *c, int argc, char **argv, int *i)
+{
+    if (*i + 3 >= argc) {
+        cli_error(c, "-D argument given but not enough values (-D command identifier value).");
+        return 1;
+    }
+    const char *cmd = argv[*i + 1], *id = argv[*i + 2], *v = argv[*i + 3];
+    midge_props_t *p;
+    int which;
+    if (!strcmp(cmd, "connect"))
+        p = &c->connect_props, which = 0;
+    else if (!strcmp(cmd, "publish") && c->tool == CLI_PUB)
+        p = &c->publish_props, which = 1;
+    else if (!strcmp(cmd, "will"))
+        p = &c->will_props, which = 2;
+    else {
+        cli_error(c, "-D command '%s' is not supported by %s.", cmd, c->name);
+        return 1;
+    }
+    *i += 3;
+    long n;
+    if (!strcmp(id, "user-property")) {
+        if (*i + 1 >= argc) {
+            cli_error(c, "-D %s user-property needs a name and a value.", cmd);
+            return 1;
+        }
+        if (p->user_count == CLI_MAX_TOPICS) {
+            cli_error(c, "too many user properties");
+            return 1;
+        }
+        c->user[which][p->user_count].name = v;
+        c->user[which][p->user_count].value = argv[++*i];
+        p->user = c->user[which];
+        p->user_count++;
+    } else if (which && !strcmp(id, "content-type")) {
+        p->content_type = v;
+    } else if (which && !strcmp(id, "response-topic")) {
+        p->response_topic = v;
+    } else if (which && !strcmp(id, "correlation-data")) {
+        p->correlation = (const uint8_t *)v;
+        p->correlation_len = strlen(v);
+    } else if (which && !strcmp(id, "message-expiry-interval") &&
+               parse_long(v, 0, 4294967295L, &n)) {
+        p->has_message_expiry = true;
+        p->message_expiry = (uint32_t)n;
+    } else if (which && !strcmp(id, "payload-format-indicator") && parse_long(v, 0, 1, &n)) {
+        p->payload_format = (int)n;
+    } else {
+        cli_error(c, "-D %s %s %s: property or value not supported by %s.", cmd, id, v, c->name);
+        return 1;
+    }
+    c->has_props = true;
+    return 0;
+}
+
 int cli_parse(cli_t *c, int tool, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
@@ -125,12 +183,20 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     c->o.host = "localhost";
     c->session_expiry = -1;
     c->repeat = 1;
+    midge_props_init(&c->connect_props);
+    midge_props_init(&c->publish_props);
+    midge_props_init(&c->will_props);
     const char *id_prefix = NULL;
     bool clean = true;
     bool sub = tool == CLI_SUB;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "-D")) {
+            if (parse_property(c, argc, argv, &i))
+                return 1;
+            continue;
+        }
         /* Options that take a value: the value must be there. */
         static const char *with_value[] = {"-h",
                                            "-p",
@@ -264,11 +330,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
             c->o.will_retain = true;
         } else if (!strcmp(a, "--nodelay")) {
             /* TCP_NODELAY is always on */
-        } else if (!strcmp(a, "-A") || !strcmp(a, "-D") || !strcmp(a, "-M")) {
-            if (!strcmp(a, "-D")) {
-                cli_error(c, "-D (properties) is not supported yet by %s.", c->name);
-                return 1;
-            }
+        } else if (!strcmp(a, "-A") || !strcmp(a, "-M")) {
             /* -A bind address, -M max inflight: accepted, not used */
         } else if (!strcmp(a, "--cafile") || !strcmp(a, "--capath") || !strcmp(a, "--cert") ||
                    !strcmp(a, "--key") || !strcmp(a, "--tls-version") || !strcmp(a, "--insecure") ||
@@ -389,6 +451,14 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                  (long)getpid());
         c->o.client_id = c->id_buf;
     }
+    if (c->has_props && c->o.version != MIDGE_MQTT_V5) {
+        cli_error(c, "-D given but the protocol is not MQTT v5 (add -V mqttv5).");
+        return 1;
+    }
+    if (c->connect_props.user_count)
+        c->o.connect_props = &c->connect_props;
+    if (c->o.will_topic)
+        c->o.will_props = &c->will_props;
     c->o.clean_start = clean;
     /* -c without -x: the session never expires, as mosquitto does. */
     if (c->o.version == MIDGE_MQTT_V5)

@@ -28,6 +28,10 @@ typedef struct cli {
     const char *topics[CLI_MAX_TOPICS];
     size_t ntopics;
     char *url_buf; /* -L: the parsed copy that topics/host point into */
+    /* -D: MQTT 5.0 properties of CONNECT, PUBLISH and the will */
+    bool has_props;
+    midge_props_t connect_props, publish_props, will_props;
+    midge_user_prop_t user[3][CLI_MAX_TOPICS];
     /* pub */
     int msg_mode;
     const char *message;

@@ -42,8 +42,8 @@ static char *read_all(FILE *f, size_t *n)
 static int publish(const cli_t *c, midge_client_t *cl, const void *p, size_t n)
 {
     uint8_t reason = 0;
-    int r =
-        midge_client_publish_wait(cl, c->topics[0], p, n, c->qos, c->retain, NULL, 10000, &reason);
+    int r = midge_client_publish_wait(cl, c->topics[0], p, n, c->qos, c->retain, &c->publish_props,
+                                      10000, &reason);
     if (c->debug && !r)
         printf("Client %s sending PUBLISH (q%d, r%d, '%s', ... (%zu bytes))\n", c->o.client_id,
                c->qos, c->retain, c->topics[0], n);

@@ -319,3 +319,38 @@ def test_sub_will_flags(broker):
         if p.poll() is None:
             p.kill()
             p.wait(5)
+
+
+def test_pub_v5_properties_D(broker):
+    """-D publish/connect/will properties reach subscribers as mosquitto_pub's do."""
+    got = {}
+    for tool, (_, p) in TOOLS.items():
+        c = Client(broker, f"watch-D-{tool}")
+        c.subscribe(f"{tool}/#", qos=1)
+        rc, _, err = run([p, "-p", str(broker.port), "-V", "mqttv5", "-q", "1", "-t",
+                          f"{tool}/d", "-m", "props",
+                          "-D", "connect", "user-property", "ck", "cv",
+                          "-D", "publish", "user-property", "k1", "v1",
+                          "-D", "publish", "user-property", "k2", "v2",
+                          "-D", "publish", "content-type", "text/x",
+                          "-D", "publish", "response-topic", "resp/t",
+                          "-D", "publish", "correlation-data", "cd",
+                          "-D", "publish", "payload-format-indicator", "1",
+                          "-D", "publish", "message-expiry-interval", "60"])
+        assert rc == 0, (tool, err)
+        m = c.expect_message()
+        pr = m.props
+        got[tool] = (m.payload, pr.UserProperty, pr.ContentType, pr.ResponseTopic,
+                     pr.CorrelationData, pr.PayloadFormatIndicator,
+                     0 < pr.MessageExpiryInterval <= 60)
+        c.close()
+    assert got["midge"] == got["mosquitto"]
+    assert got["midge"] == (b"props", [("k1", "v1"), ("k2", "v2")], "text/x", "resp/t", b"cd",
+                            1, True)
+
+
+def test_D_needs_v5(broker):
+    rc, _, err = run([MIDGE_PUB, "-p", str(broker.port), "-t", "a", "-m", "x", "-D", "publish",
+                      "content-type", "x"])
+    assert rc == 1
+    assert err == b"Error: -D given but the protocol is not MQTT v5 (add -V mqttv5).\n"
