@@ -121,7 +121,7 @@ typedef struct midge_options {
      * in flight. midge_client_publish returns MIDGE_EFULL beyond it. Default 1000. */
     size_t max_queued;
     /* Messages kept for midge_client_receive when no on_message callback is set.
-     * Default 1000; beyond it QoS 0 messages are dropped and counted. */
+     * Default 1000; messages arriving beyond it are dropped (they were acknowledged). */
     size_t max_received;
     uint32_t max_packet_size; /* largest packet accepted from the broker; default 16 MiB */
     /* The transport; NULL: plain TCP (midge_transport_tcp). Not owned: it must outlive
@@ -152,7 +152,10 @@ typedef struct midge_client midge_client_t;
  * or the background thread). They may call the non-blocking API of the same client but
  * must not call its blocking functions. Pointers they receive are valid during the call. */
 typedef struct midge_callbacks {
-    /* CONNACK received: reason is the 3.1.1 return code or the 5.0 reason code (0: ok). */
+    /* CONNACK received: reason is the 3.1.1 return code or the 5.0 reason code (0: ok).
+     * After an automatic reconnect without session_present the broker has forgotten the
+     * subscriptions: subscribe again here (a client that always subscribes here is right
+     * in every case). */
     void (*on_connect)(midge_client_t *c, void *ud, uint8_t reason, bool session_present,
                        const midge_props_t *props);
     /* The connection is gone: reason is the 5.0 DISCONNECT reason from the broker, 0 when

@@ -419,6 +419,9 @@ void client_close(midge_client_t *c)
     c->gen++;
     c->in_len = 0;
     c->out_len = c->out_off = 0;
+    /* QoS 0 messages still in the output buffer are lost with it (at most once). */
+    for (size_t i = 0; i < c->q0_n; i++)
+        waiter_finish(c, W_PUB0, c->q0_done[i], MIDGE_ECONN, 0, NULL, 0);
     c->q0_n = 0;
     c->ping_sent = 0;
     for (out_msg_t *m = c->q_head; m; m = m->next) {
