@@ -443,6 +443,10 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         cli_error(c, "Invalid keepalive given, it must be between 5 and 65535 inclusive.");
         return 1;
     }
+    if (!clean && !c->o.client_id && !id_prefix) {
+        cli_error(c, "You must provide a client id if you are using the -c option.");
+        return 1;
+    }
     if (id_prefix) {
         snprintf(c->id_buf, sizeof c->id_buf, "%s%ld", id_prefix, (long)getpid());
         c->o.client_id = c->id_buf;
