@@ -20,7 +20,6 @@
 #include "mqtt/codec.h"
 #include "worker.h"
 
-#define READ_CHUNK 65536
 /* Above this much unsent output, QoS 0 messages to the client are dropped (and counted):
  * a slow subscriber must not make the broker buffer without bound. */
 #define OUT_QOS0_LIMIT (8u << 20)
@@ -1078,11 +1077,17 @@ static void handle_packet(conn_t *c, const mqtt_frame_t *f, const uint8_t *p, si
 
 /* ---- input --------------------------------------------------------------------- */
 
+/* Input is read into the worker's shared read buffer and handled from there; only the
+ * incomplete packet at the end of a read is kept in the connection's own buffer. An idle
+ * connection therefore holds no input memory at all, and a connection with a large packet
+ * on its way holds just that packet. */
+#define SMALL_LEFTOVER 4096
+
 static int ensure_in(conn_t *c, size_t need)
 {
     if (c->in_cap >= need)
         return 0;
-    size_t ncap = c->in_cap ? c->in_cap : READ_CHUNK;
+    size_t ncap = c->in_cap ? c->in_cap : 1024;
     while (ncap < need)
         ncap *= 2;
     uint8_t *n = realloc(c->in, ncap);
@@ -1093,17 +1098,20 @@ static int ensure_in(conn_t *c, size_t need)
     return 0;
 }
 
-/* Handle every complete packet in the input buffer. */
-static void process_input(conn_t *c)
+/* Handle every complete packet in buf[0..len). Returns the bytes consumed, or -1 when the
+ * connection is closed or closing. *need is the full size of the incomplete packet at the
+ * end when its header is all there, else 0. */
+static long process_packets(conn_t *c, const uint8_t *buf, size_t len, size_t *need)
 {
     const config_t *cfg = &B(c)->cfg;
     size_t off = 0;
+    *need = 0;
     while (c->state == CONN_NEW || c->state == CONN_ACTIVE) {
         if (c->closing)
-            break;
+            return -1;
         mqtt_frame_t f;
         mqtt_error_t err = {0};
-        int r = mqtt_frame_decode(c->in + off, c->in_len - off, &f, &err);
+        int r = mqtt_frame_decode(buf + off, len - off, &f, &err);
         if (r == MQTT_INCOMPLETE)
             break;
         if (r != MQTT_OK) {
@@ -1114,7 +1122,7 @@ static void process_input(conn_t *c)
             } else {
                 violation(c, err.reason, err.rule);
             }
-            return;
+            return -1;
         }
         size_t total = (size_t)f.header_len + f.remaining;
         if (cfg->max_packet_size && total > cfg->max_packet_size) {
@@ -1128,34 +1136,79 @@ static void process_input(conn_t *c)
             } else {
                 violation(c, MQTT_RC_PACKET_TOO_LARGE, "packet larger than max_packet_size");
             }
-            return;
+            return -1;
         }
-        if (c->in_len - off < total) {
-            if (ensure_in(c, total) < 0) {
-                conn_close(c, "out of memory for a packet");
-                return;
-            }
+        if (len - off < total) {
+            *need = total;
             break;
         }
-        handle_packet(c, &f, c->in + off + f.header_len, f.remaining);
+        handle_packet(c, &f, buf + off + f.header_len, f.remaining);
         if (c->state == CONN_CLOSED)
-            return;
+            return -1;
         off += total;
         c->last_rx_ms = loop_now_ms();
         if (c->state == CONN_WAIT_SESSION)
             break;
     }
     if (c->state == CONN_CLOSED)
-        return;
-    if (off) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+        return -1;
+    return (long)off;
+}
+
+/* Room in the connection's own buffer for the len bytes of an incomplete packet and for
+ * more of it when its size (need) is known. The room grows with the data that arrives,
+ * never ahead of it by more than one read: a client that declares a huge packet and
+ * stalls costs the broker nothing (checklist 2). */
+static int reserve_in(conn_t *c, size_t len, size_t need)
+{
+    size_t want = need > len + WORKER_READ_BUF ? len + WORKER_READ_BUF : need;
+    if (ensure_in(c, want > len ? want : len) < 0) {
+        conn_close(c, "out of memory for a packet");
+        return -1;
     }
-    if (c->in_len == 0 && c->in_cap > 4 * READ_CHUNK) {
+    return 0;
+}
+
+/* Handle what is in the connection's own buffer (bytes that arrived behind a CONNECT while
+ * its session was on its way, or a large packet being completed), keeping the rest. */
+static void process_input(conn_t *c)
+{
+    size_t need;
+    long n = process_packets(c, c->in, c->in_len, &need);
+    if (n < 0)
+        return;
+    size_t left = c->in_len - (size_t)n;
+    if (n && left)
+        memmove(c->in, c->in + n, left);
+    c->in_len = left;
+    if (left) {
+        reserve_in(c, left, need);
+    } else if (c->in_cap > 65536) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
     }
+}
+
+/* read(2) with the usual outcomes: bytes read, 0 when the connection was closed here, -1
+ * when nothing is there yet. */
+static ssize_t read_some(conn_t *c, uint8_t *buf, size_t room)
+{
+    ssize_t r = read(c->fd, buf, room);
+    if (r == 0) {
+        conn_close(c, c->state == CONN_ACTIVE ? "connection closed by client" : NULL);
+        return 0;
+    }
+    if (r < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_close(c, "read error");
+        else
+            return -1;
+        return 0;
+    }
+    atomic_fetch_add_explicit(&c->w->stats.bytes_received, (uint64_t)r, memory_order_relaxed);
+    c->read_full = (size_t)r == room;
+    return r;
 }
 
 void conn_on_readable(conn_t *c)
@@ -1170,28 +1223,41 @@ void conn_on_readable(conn_t *c)
             conn_close(c, NULL);
         return;
     }
-    if (ensure_in(c, c->in_len + 4096) < 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    size_t room = c->in_cap - c->in_len;
-    if (room > READ_CHUNK)
-        room = READ_CHUNK; /* a fair share per loop turn; level-triggered epoll calls again */
-    ssize_t r = read(c->fd, c->in + c->in_len, room);
-    if (r == 0) {
-        conn_close(c, c->state == CONN_ACTIVE ? "connection closed by client" : NULL);
-        return;
-    }
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (c->in_len > SMALL_LEFTOVER) {
+        /* A large packet on its way: read straight into its buffer (a fair share per turn;
+         * level-triggered epoll calls again). */
+        if (ensure_in(c, c->in_len + SMALL_LEFTOVER) < 0) {
+            conn_close(c, "out of memory");
             return;
-        conn_close(c, "read error");
+        }
+        size_t room = c->in_cap - c->in_len;
+        if (room > WORKER_READ_BUF)
+            room = WORKER_READ_BUF;
+        ssize_t r = read_some(c, c->in + c->in_len, room);
+        if (r <= 0)
+            return;
+        c->in_len += (size_t)r;
+        process_input(c);
         return;
     }
-    atomic_fetch_add_explicit(&c->w->stats.bytes_received, (uint64_t)r, memory_order_relaxed);
-    c->read_full = (size_t)r == room;
-    c->in_len += (size_t)r;
-    process_input(c);
+    uint8_t *buf = c->w->rbuf;
+    size_t base = c->in_len;
+    if (base)
+        memcpy(buf, c->in, base);
+    ssize_t r = read_some(c, buf + base, WORKER_READ_BUF - base);
+    if (r <= 0)
+        return;
+    size_t len = base + (size_t)r, need;
+    c->in_len = 0;
+    long n = process_packets(c, buf, len, &need);
+    if (n < 0 || (size_t)n == len)
+        return;
+    /* The incomplete packet at the end moves to the connection's own buffer. */
+    size_t left = len - (size_t)n;
+    if (reserve_in(c, left, need) < 0)
+        return;
+    memcpy(c->in, buf + n, left);
+    c->in_len = left;
 }
 
 void conn_check_timers(conn_t *c, int64_t now_ms)

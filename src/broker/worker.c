@@ -72,7 +72,8 @@ int worker_init(worker_t *w, broker_t *b, int index)
         return -1;
     pthread_mutex_init(&w->inbox_lock, NULL);
     w->outgoing = calloc((size_t)b->nworkers, sizeof(*w->outgoing));
-    if (!w->outgoing)
+    w->rbuf = malloc(WORKER_READ_BUF);
+    if (!w->outgoing || !w->rbuf)
         return -1;
     return 0;
 }
@@ -131,6 +132,7 @@ void worker_cleanup(worker_t *w)
         free(w->outgoing);
     }
     free(w->scratch_v);
+    free(w->rbuf);
     if (w->efd >= 0)
         close(w->efd);
     loop_cleanup(&w->loop);

@@ -52,6 +52,10 @@ typedef struct worker_stats {
     atomic_uint_fast64_t msgs_dropped, protocol_errors, connections;
 } worker_stats_t;
 
+/* Bytes read from one socket per loop turn: its fair share, and the size of the worker's
+ * shared read buffer. */
+#define WORKER_READ_BUF 65536
+
 typedef struct worker {
     int kind; /* HANDLER_WAKE: the eventfd's handler is the worker itself */
     int index;
@@ -69,6 +73,7 @@ typedef struct worker {
     uint32_t nconns;
     session_t *sessions;
     conn_t *dirty;
+    uint8_t *rbuf; /* WORKER_READ_BUF bytes: every read lands here first (conn.c) */
     /* Backpressure: items waiting in this worker's inbox and pending batch (any thread
      * adds, the owner subtracts), and this worker's connections paused because some
      * worker's backlog is too long. */

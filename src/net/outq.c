@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#define OUTQ_FIRST_BLOCK 256
 #define OUTQ_BLOCK 16384
 #define OUTQ_IOV 128
 
@@ -63,7 +64,13 @@ uint8_t *outq_reserve(outq_t *q, size_t n)
     outq_block_t *b = q->last;
     if (b && b->cap - b->used >= n)
         return b->data + b->used;
-    size_t cap = n > OUTQ_BLOCK ? n : OUTQ_BLOCK;
+    /* Blocks start small and double up to OUTQ_BLOCK: an idle connection that has only
+     * ever had a CONNACK and a few acknowledgements holds a few hundred bytes. */
+    size_t cap = b ? b->cap * 2 : OUTQ_FIRST_BLOCK;
+    if (cap > OUTQ_BLOCK)
+        cap = OUTQ_BLOCK;
+    if (cap < n)
+        cap = n;
     outq_block_t *nb = malloc(sizeof(*nb) + cap);
     if (!nb)
         return NULL;
