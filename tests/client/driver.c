@@ -499,6 +499,37 @@ static int sc_keepalive(void)
     return 0;
 }
 
+/* subopts: the 5.0 subscription options no local, retain as published and retain
+ * handling 2 (never send retained messages). */
+static int sc_subopts(void)
+{
+    midge_client_t *c = client(MIDGE_MQTT_V5, "subopts-driver", true);
+    check(midge_client_connect_wait(c, 5000, NULL), "connect");
+    check(midge_client_publish_wait(c, "so/ret", "kept", 4, 1, true, NULL, 5000, NULL),
+          "publish retained");
+    midge_subscription_t s[3] = {
+        {.filter = "so/nl", .qos = 1, .no_local = true},
+        {.filter = "so/rap", .qos = 1, .retain_as_published = true},
+        {.filter = "so/ret", .qos = 1, .retain_handling = 2},
+    };
+    uint8_t codes[3];
+    check(midge_client_subscribe_wait(c, s, 3, 0, 5000, codes), "subscribe");
+    printf("SUBACK %u %u %u\n", codes[0], codes[1], codes[2]);
+    check(midge_client_publish_wait(c, "so/nl", "mine", 4, 1, false, NULL, 5000, NULL), "pub");
+    check(midge_client_publish_wait(c, "so/rap", "flag", 4, 1, true, NULL, 5000, NULL), "pub");
+    midge_message_t *m;
+    while ((m = receive(c, 500)) != NULL) {
+        print_msg(m);
+        midge_message_free(m);
+    }
+    /* clear the retained messages this scenario left */
+    check(midge_client_publish_wait(c, "so/ret", NULL, 0, 1, true, NULL, 5000, NULL), "clear");
+    check(midge_client_publish_wait(c, "so/rap", NULL, 0, 1, true, NULL, 5000, NULL), "clear");
+    check(midge_client_disconnect_wait(c, 0, 5000), "disconnect");
+    midge_client_free(c);
+    return 0;
+}
+
 static void t_disconnect(midge_client_t *c, void *ud, int reason)
 {
     *(int *)ud = reason;
@@ -684,6 +715,8 @@ int main(int argc, char **argv)
         return sc_session(a);
     if (!strcmp(sc, "keepalive"))
         return sc_keepalive();
+    if (!strcmp(sc, "subopts"))
+        return sc_subopts();
     if (!strcmp(sc, "takeover"))
         return sc_takeover(a);
     if (!strcmp(sc, "transport"))

@@ -164,6 +164,12 @@ def test_v5_properties_round_trip(broker):
     ]
 
 
+def test_v5_subscription_options(broker):
+    # no local: our own so/nl is not sent back; retain as published: so/rap keeps its retain
+    # flag; retain handling 2: the retained so/ret is not sent on subscribe
+    assert run("subopts", broker.port) == ["SUBACK 1 1 1", "MSG so/rap q1 r1 flag"]
+
+
 def test_v5_properties_seen_by_paho(broker):
     """What libmidge sends is what another client (paho) receives."""
     sub = Client(broker, "paho-props")
