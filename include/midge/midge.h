@@ -101,6 +101,10 @@ typedef struct midge_options {
     uint32_t session_expiry;      /* 5.0: seconds the session outlives the connection */
     uint16_t receive_maximum;     /* 5.0: 0 leaves the default (65535) */
     uint16_t topic_alias_maximum; /* 5.0: aliases the broker may use towards us (inbound) */
+    /* 5.0: send topic aliases for repeated topics (outbound), up to the broker's Topic Alias
+     * Maximum and at most 64; the first PUBLISH of a topic carries topic and alias, later
+     * ones the alias alone. Off by default. */
+    bool topic_aliases_out;
     /* Will: sent when will_topic is not NULL. */
     const char *will_topic;
     const uint8_t *will_payload;

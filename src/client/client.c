@@ -181,6 +181,35 @@ static int send_ping(midge_client_t *c)
     return 0;
 }
 
+/* Outbound topic alias for m's topic on this connection: *send_topic false when the alias
+ * alone stands for the topic. 0 when no alias is used. */
+static uint16_t alias_out(midge_client_t *c, const out_msg_t *m, bool *send_topic)
+{
+    *send_topic = true;
+    if (!c->alias_out_max)
+        return 0;
+    for (uint16_t a = 1; a <= c->alias_out_max; a++) {
+        if (!c->aliases_out[a]) {
+            c->aliases_out[a] = strdup(m->topic);
+            return c->aliases_out[a] ? a : 0;
+        }
+        if (!strcmp(c->aliases_out[a], m->topic)) {
+            *send_topic = false;
+            return a;
+        }
+    }
+    return 0; /* all in use: the topic goes in full */
+}
+
+static void aliases_out_reset(midge_client_t *c)
+{
+    for (unsigned a = 0; a < 65; a++) {
+        free(c->aliases_out[a]);
+        c->aliases_out[a] = NULL;
+    }
+    c->alias_out_max = 0;
+}
+
 static int send_publish(midge_client_t *c, out_msg_t *m, bool dup)
 {
     mqtt_publish_t pub;
@@ -192,6 +221,14 @@ static int send_publish(midge_client_t *c, out_msg_t *m, bool dup)
     pub.topic.n = (uint32_t)m->topic_len;
     pub.packet_id = m->qos ? m->mid : 0;
     pub.props = props_raw(m->props, m->props_len);
+    bool send_topic;
+    uint16_t alias = alias_out(c, m, &send_topic);
+    if (alias) {
+        pub.props.topic_alias = alias;
+        MQTT_PROP_SET(&pub.props, MQTT_PROP_TOPIC_ALIAS);
+        if (!send_topic)
+            pub.topic.n = 0; /* MQTT-3.3.2-8..12: the alias stands for the topic */
+    }
     pub.payload.p = m->payload;
     pub.payload.n = (uint32_t)m->len;
     uint8_t v = (uint8_t)c->o.version;
@@ -417,6 +454,7 @@ void client_close(midge_client_t *c)
         c->conn = NULL;
     }
     c->gen++;
+    aliases_out_reset(c); /* aliases live as long as one network connection */
     c->in_len = 0;
     c->out_len = c->out_off = 0;
     /* QoS 0 messages still in the output buffer are lost with it (at most once). */
@@ -524,6 +562,8 @@ static int on_connack(midge_client_t *c, const uint8_t *p, size_t n)
     if (MQTT_PROP_HAS(&a.props, MQTT_PROP_SERVER_KEEP_ALIVE))
         c->keepalive = a.props.server_keep_alive;
     c->server_recv_max = a.props.receive_maximum ? a.props.receive_maximum : 65535;
+    if (c->o.topic_aliases_out && c->o.version == MIDGE_MQTT_V5)
+        c->alias_out_max = a.props.topic_alias_maximum > 64 ? 64 : a.props.topic_alias_maximum;
     c->state = ST_CONNECTED;
     c->connect_result = 1;
     c->backoff = c->o.reconnect_min_ms;

@@ -93,7 +93,9 @@ struct midge_client {
     uint16_t *q0_done;      /* QoS 0 ids written to out, reported once flushed */
     size_t q0_n, q0_cap;
 
-    char **aliases; /* inbound topic aliases, 1..topic_alias_maximum */
+    char **aliases;         /* inbound topic aliases, 1..topic_alias_maximum */
+    char *aliases_out[65];  /* outbound: aliases_out[a] is the topic of alias a */
+    uint16_t alias_out_max; /* of this connection: min(broker's maximum, 64) */
 
     rx_msg_t *rx_head, *rx_tail;
     size_t rx_count, rx_dropped;

@@ -170,6 +170,21 @@ def test_v5_subscription_options(broker):
     assert run("subopts", broker.port) == ["SUBACK 1 1 1", "MSG so/rap q1 r1 flag"]
 
 
+def test_v5_outbound_topic_aliases(broker):
+    sub = Client(broker, "alias-watch")
+    sub.subscribe("alias/#", qos=1)
+    # 5 PUBLISHes, 4 of the long topic (35 bytes): three of them send the alias (a 3-byte
+    # property) instead of the topic, so roughly 3 * 32 bytes fewer go out
+    out = run("alias_out", broker.port)
+    saved = int(out[0].split()[1])
+    assert 80 <= saved <= 100, out
+    got = [(m.topic, m.payload) for m in sub.expect_messages(10)]
+    long = "alias/a/rather/long/topic/name/here"
+    want = [(long if i != 2 else "alias/other", f"{w}-{i}".encode()) for w in ("off", "on")
+            for i in range(5)]
+    assert got == want
+
+
 def test_v5_properties_seen_by_paho(broker):
     """What libmidge sends is what another client (paho) receives."""
     sub = Client(broker, "paho-props")
