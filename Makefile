@@ -30,7 +30,7 @@ PYTEST_ARGS ?=
 PYTHON := /usr/bin/python3
 BUILD_TYPE := RelWithDebInfo
 
-STAGES := unit clang integration asan tsan fuzz
+STAGES := unit clang integration asan tsan fuzz freestanding
 BUILD_DIRS := build build-clang build-asan build-tsan build-fuzz
 
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -128,6 +128,12 @@ test-fuzz: build-fuzz/CMakeCache.txt
 	        echo "fuzz: $$name FAILED (log: build-fuzz/logs/$$name.log)"; exit 1; \
 	    fi; \
 	done
+
+# src/mqtt built as a microcontroller would build it (-ffreestanding, no libc headers, no
+# libc) for the host, i386, Cortex-M and RISC-V, linked without libc: fails on any undefined
+# symbol beyond memcpy/memmove/memset/memcmp/memchr/strlen and on writable global data.
+test-freestanding:
+	scripts/check-freestanding.sh build/freestanding
 
 test-mosquitto:
 	MIDGE_TEST_BROKER=mosquitto $(PYTHON) -m pytest tests/integration -p no:cacheprovider \
