@@ -1,0 +1,135 @@
+"""The ESP32 example (examples/esp32/) on the host: its device logic and socket transport,
+built as build*/examples/esp32_device (CMakeLists.txt), against the real broker.
+
+The program runs examples/esp32/main/device.c and transport_sockets.c, the files the ESP32
+builds, with host/host_main.c in place of app_main. A paho-mqtt subscriber checks what a
+PC watching the device sees: the retained "online" status, the QoS 1 readings with their
+exact JSON, and after SIGKILL (a device losing power) the will "offline", retained.
+"""
+import os
+import select
+import signal
+import subprocess
+
+import pytest
+
+from conftest import MIDGE_BIN, USE_MOSQUITTO, Broker
+from helpers import V5, Client, close_clients  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build") if USE_MOSQUITTO else os.path.dirname(
+    os.path.abspath(MIDGE_BIN))
+DEVICE = os.path.join(BUILD, "examples", "esp32_device")
+
+pytestmark = pytest.mark.skipif(not os.access(DEVICE, os.X_OK),
+                                reason=f"ESP32 example host build missing: {DEVICE}")
+
+SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def reading(dev_id, seq):
+    """The JSON device_reading_format() produces: temp_c = 20.0 + (seq % 10) * 0.5."""
+    tenths = 200 + (seq % 10) * 5
+    return f'{{"id":"{dev_id}","seq":{seq},"temp_c":{tenths // 10}.{tenths % 10}}}'.encode()
+
+
+class Device:
+    """The example's device as a process; its stdout is one line per device event."""
+
+    def __init__(self, broker, dev_id, interval_ms, count):
+        self.p = subprocess.Popen(
+            [DEVICE, broker.host, str(broker.port), dev_id, str(interval_ms), str(count)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        self.buf = b""
+        self.lines = []
+
+    def expect(self, line, timeout=10):
+        """Read event lines until `line` comes (bounded); a line ending in a space matches
+        as a prefix ("disconnected ")."""
+        fd = self.p.stdout.fileno()
+        while not any(x == line or (line.endswith(" ") and x.startswith(line))
+                      for x in self.lines):
+            r, _, _ = select.select([fd], [], [], timeout)
+            assert r, f"no {line!r} from the device within {timeout}s: {self.lines}"
+            chunk = os.read(fd, 4096)
+            assert chunk, f"device exited ({self.p.wait(5)}) before {line!r}: {self.lines}"
+            self.buf += chunk
+            *done, self.buf = self.buf.split(b"\n")
+            self.lines += [x.decode() for x in done]
+
+    def kill(self):
+        """SIGKILL: the socket closes without DISCONNECT, as when a device loses power."""
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait(5)
+        err = self.p.stderr.read().decode()
+        for mark in SAN_MARKS:
+            assert mark not in err, err
+        return err
+
+
+def test_readings_status_and_will(broker):
+    watcher = Client(broker, "pc-watcher", protocol=V5)
+    watcher.subscribe("sensors/dev1/#", qos=1)
+
+    dev = Device(broker, "dev1", 100, 3)
+    try:
+        dev.expect("connected 1")
+        dev.expect("status-acked 1")
+        dev.expect("acked 3")  # every reading acknowledged by the broker (QoS 1)
+
+        got = watcher.expect_messages(4)
+        assert [(m.topic, m.payload, m.qos) for m in got] == [
+            ("sensors/dev1/status", b"online", 1),
+            ("sensors/dev1/reading", reading("dev1", 1), 1),
+            ("sensors/dev1/reading", reading("dev1", 2), 1),
+            ("sensors/dev1/reading", reading("dev1", 3), 1),
+        ]
+        assert got[1].payload == b'{"id":"dev1","seq":1,"temp_c":20.5}'
+        watcher.expect_no_message(0.4)  # max_readings 3: no fourth reading
+
+        # The status is retained: a PC that starts watching now still learns it.
+        late = Client(broker, "pc-late", protocol=V5)
+        late.subscribe("sensors/dev1/status", qos=1)
+        m = late.expect_message()
+        assert (m.topic, m.payload, m.qos, m.retain) == ("sensors/dev1/status", b"online", 1,
+                                                         True)
+        late.close()
+    finally:
+        err = dev.kill()
+
+    # The will: "offline", published by the broker once the connection is gone.
+    m = watcher.expect_message()
+    assert (m.topic, m.payload, m.qos) == ("sensors/dev1/status", b"offline", 1), err
+    watcher.expect_no_message(0.3)
+    # ... and retained, replacing "online".
+    later = Client(broker, "pc-later", protocol=V5)
+    later.subscribe("sensors/dev1/status", qos=1)
+    m = later.expect_message()
+    assert (m.topic, m.payload, m.qos, m.retain) == ("sensors/dev1/status", b"offline", 1, True)
+    later.expect_no_message(0.3)
+
+
+def test_device_reconnects_and_announces_itself_again(broker_factory):
+    """The broker goes away and comes back on the same port: the device reconnects on its
+    own (libmidge's backoff) and publishes "online" again, then keeps publishing readings."""
+    b1 = Broker()  # not from the factory: it is stopped on purpose
+    dev = Device(b1, "dev2", 100, 0)
+    try:
+        dev.expect("connected 1")
+        dev.expect("acked 2")
+        assert b1.alive()
+        b1.stop()
+        dev.expect("disconnected ")  # lost, or the broker's 5.0 DISCONNECT reason
+        b2 = broker_factory(port=b1.port)
+        watcher = Client(b2, "pc-watcher2", protocol=V5)
+        watcher.subscribe("sensors/dev2/#", qos=1)
+        dev.expect("connected 2", timeout=15)
+        m = watcher.expect_message(timeout=10)
+        # The retained "online" (it may come first from the retained store or live).
+        assert (m.topic, m.payload) == ("sensors/dev2/status", b"online")
+        m = watcher.expect_message(timeout=10)
+        assert m.topic == "sensors/dev2/reading"
+        assert m.payload.startswith(b'{"id":"dev2","seq":')
+    finally:
+        dev.kill()
+        b1.stop()
