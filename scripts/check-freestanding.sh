@@ -12,8 +12,9 @@
 #     memchr strlen) or, on a 32-bit target, a compiler runtime helper (libgcc /
 #     compiler-rt: __aeabi_*, __udivdi3, ...),
 #   - the objects hold writable global data (.data/.bss: the codec keeps no global state).
-# A target whose compiler cannot build for it (gcc-multilib missing) is reported and skipped;
-# the host target is never skipped. Usage: scripts/check-freestanding.sh [OUTDIR]
+# A cross target whose compiler, linker (ld.lld: package lld) or nm (llvm-nm: package llvm)
+# is missing is reported and skipped; the host target is never skipped. scripts/setup.sh
+# installs lld and llvm. gcc -m32 needs no multilib here: -nostdinc uses no libc headers. Usage: scripts/check-freestanding.sh [OUTDIR]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,11 +46,12 @@ check() {
         inc=$($cc "$@" -print-file-name=include) # gcc
     fi
     rm -rf "$dir" && mkdir -p "$dir"
-    if ! echo 'int x;' | $cc "$@" -x c -c - -o "$dir/probe.o" 2>/dev/null; then
+    if ! command -v "${ld%% *}" >/dev/null || ! command -v "$nm" >/dev/null ||
+        ! echo 'int x;' | $cc "$@" -x c -c - -o "$dir/probe.o" 2>/dev/null; then
         if [ "$name" = host-gcc ]; then
             echo "freestanding: $name: the compiler does not work"; failed=1
         else
-            echo "freestanding: $name: skipped ($cc $* cannot build here)"
+            echo "freestanding: $name: skipped ($cc $*, ${ld%% *} or $nm missing or unable)"
         fi
         return 0
     fi
