@@ -50,7 +50,7 @@ int freestanding_main(void)
         return 3;
     if (mqtt_publish_decode(5, f.flags, buf + f.header_len, f.remaining, &p2, &err) != MQTT_OK)
         return 4;
-    return mqtt_topic_match((const uint8_t *)"sensors/+/reading", 17, p2.topic.p, p2.topic.n)
-               ? 0
-               : 5;
+    if (!mqtt_topic_match((const uint8_t *)"sensors/+/reading", 17, p2.topic.p, p2.topic.n))
+        return 5;
+    return 0;
 }

@@ -40,8 +40,8 @@ static void device_task(void *arg)
     } else {
         uint8_t mac[6];
         esp_read_mac(mac, ESP_MAC_WIFI_STA);
-        snprintf(id, sizeof id, "esp32-%02x%02x%02x%02x%02x%02x", mac[0], mac[1], mac[2],
-                 mac[3], mac[4], mac[5]);
+        snprintf(id, sizeof id, "esp32-%02x%02x%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3],
+                 mac[4], mac[5]);
     }
     memset(&cfg, 0, sizeof cfg);
     cfg.host = CONFIG_MIDGE_BROKER_HOST;

@@ -38,8 +38,8 @@ static void on_connect(midge_client_t *c, void *ud, uint8_t reason, bool session
     }
     d->connects++;
     note(d, "connected", d->connects);
-    int rc = midge_client_publish(c, d->status_topic, ONLINE, sizeof ONLINE - 1, 1, true,
-                                  NULL, &d->status_mid);
+    int rc = midge_client_publish(c, d->status_topic, ONLINE, sizeof ONLINE - 1, 1, true, NULL,
+                                  &d->status_mid);
     if (rc)
         note(d, "status-failed", (uint32_t)-rc);
 }
@@ -125,8 +125,7 @@ int device_loop_step(device_t *d, int timeout_ms)
     if (due) {
         char json[96];
         size_t n = device_reading_format(json, sizeof json, d->id, d->seq + 1);
-        int rc = midge_client_publish(d->client, d->reading_topic, json, n, 1, false, NULL,
-                                      NULL);
+        int rc = midge_client_publish(d->client, d->reading_topic, json, n, 1, false, NULL, NULL);
         if (rc == MIDGE_OK) {
             d->seq++;
             note(d, "reading", d->seq);

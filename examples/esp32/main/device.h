@@ -18,7 +18,7 @@
 #define DEVICE_TOPIC_MAX (DEVICE_ID_MAX + 24)
 
 typedef struct device_config {
-    const char *host;                   /* broker */
+    const char *host; /* broker */
     uint16_t port;
     const char *id;                     /* client id and topic level: 1..31 bytes, no / + # */
     uint32_t interval_ms;               /* between readings */
