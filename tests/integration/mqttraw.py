@@ -549,7 +549,8 @@ class Client:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             t, f, body = self.recv_packet(max(0.0, deadline - time.monotonic()))
-            if t == PUBLISH and ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK):
+            if t == PUBLISH and ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
+                                          PINGRESP):
                 self.stash.append((f, body))
                 continue
             break
@@ -604,7 +605,13 @@ class Client:
         pid = self.new_pid() if qos else None
         self.send(publish(topic, payload, qos, retain, pid=pid, version=self.version,
                           properties=properties))
-        if qos == 1:
+        if qos == 0 and retain:
+            # Nothing acknowledges a QoS 0 PUBLISH, and a multi-threaded broker may still be
+            # routing it when another connection subscribes. A PINGREQ on this connection is
+            # handled after it: its PINGRESP means the retained message is stored.
+            self.send(pingreq())
+            self.expect(PINGRESP)
+        elif qos == 1:
             self.expect_ack(PUBACK, pid, expect_rc)
         elif qos == 2:
             self.expect_ack(PUBREC, pid, expect_rc)
