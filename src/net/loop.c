@@ -21,7 +21,8 @@ void loop_cleanup(loop_t *l)
 
 static uint32_t to_epoll(unsigned events)
 {
-    return (events & LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & LOOP_WRITE ? EPOLLOUT : 0);
+    return (events & LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & LOOP_WRITE ? EPOLLOUT : 0) |
+           (events & LOOP_EDGE ? EPOLLET : 0);
 }
 
 int loop_add(loop_t *l, int fd, unsigned events, void *handler)

@@ -9,7 +9,9 @@
 
 #include <stdint.h>
 
-enum { LOOP_READ = 1, LOOP_WRITE = 2 };
+/* LOOP_EDGE: report readiness only when it changes (edge-triggered), for a wake-up
+ * eventfd that is then never read (worker.c). */
+enum { LOOP_READ = 1, LOOP_WRITE = 2, LOOP_EDGE = 4 };
 
 typedef struct loop_event {
     void *handler;   /* what was registered with the fd */
