@@ -1,14 +1,16 @@
-/* cli.c - option parsing and connecting for midge-pub and midge-sub.
+/* cli.c - option parsing, connecting and printing for midge-pub, midge-sub and midge-rr.
  *
  * The flags follow mosquitto_pub(1) and mosquitto_sub(1) (version 2.0): same letters, same
  * defaults (MQTT 3.1.1, port 1883, keepalive 60), same exit statuses (1 for a usage or
  * connection error, the CONNACK code when the broker refuses). Errors are one line.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/cli.h"
@@ -38,7 +40,18 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 
 static void usage(const cli_t *c)
 {
-    if (c->tool == CLI_PUB)
+    if (c->tool == CLI_RR)
+        printf("Usage: %s {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL} "
+               "-e response-topic\n"
+               "                 {-f file | -n | -m message | -s}\n"
+               "                 [-c] [-k keepalive] [-q qos] [-R] [-x session-expiry-interval]\n"
+               "                 [-F format] [--pretty] [-W timeout_secs]\n"
+               "                 [-i id] [-I id_prefix] [-d] [-N] [--quiet] [-v]\n"
+               "                 [-D command identifier value]\n"
+               "                 [--will-topic [--will-payload payload] [--will-qos qos] "
+               "[--will-retain]]\n",
+               c->name);
+    else if (c->tool == CLI_PUB)
         printf("Usage: %s {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}\n"
                "                 {-f file | -l | -n | -m message | -s}\n"
                "                 [-c] [-k keepalive] [-q qos] [-r] [--repeat N] "
@@ -60,7 +73,8 @@ static void usage(const cli_t *c)
                "                 [--will-topic [--will-payload payload] [--will-qos qos] "
                "[--will-retain]]\n",
                c->name);
-    printf("See mosquitto_pub(1) / mosquitto_sub(1): the flags mean the same.\n");
+    printf("See mosquitto_pub(1) / mosquitto_sub(1) / mosquitto_rr(1): the flags mean the "
+           "same.\n");
 }
 
 /* -L mqtt://[username[:password]@]host[:port]/topic */
@@ -129,7 +143,7 @@ static int parse_property(cli_t *c, int argc, char **argv, int *i)
     int which;
     if (!strcmp(cmd, "connect"))
         p = &c->connect_props, which = 0;
-    else if (!strcmp(cmd, "publish") && c->tool == CLI_PUB)
+    else if (!strcmp(cmd, "publish") && c->tool != CLI_SUB)
         p = &c->publish_props, which = 1;
     else if (!strcmp(cmd, "will"))
         p = &c->will_props, which = 2;
@@ -177,9 +191,10 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
 {
     memset(c, 0, sizeof *c);
     c->tool = tool;
-    c->name = tool == CLI_PUB ? "midge-pub" : "midge-sub";
+    c->name = tool == CLI_PUB ? "midge-pub" : tool == CLI_SUB ? "midge-sub" : "midge-rr";
     midge_options_init(&c->o);
-    c->o.version = MIDGE_MQTT_V311;
+    /* mosquitto_rr defaults to MQTT 5.0: request/response needs its properties */
+    c->o.version = tool == CLI_RR ? MIDGE_MQTT_V5 : MIDGE_MQTT_V311;
     c->o.host = "localhost";
     c->session_expiry = -1;
     c->repeat = 1;
@@ -189,6 +204,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     const char *id_prefix = NULL;
     bool clean = true;
     bool sub = tool == CLI_SUB;
+    bool pub = tool == CLI_PUB, rr = tool == CLI_RR;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -233,6 +249,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                                            "--proxy",
                                            "--ciphers",
                                            "-M",
+                                           "-e",
                                            NULL};
         const char *v = NULL;
         for (int k = 0; with_value[k]; k++)
@@ -348,18 +365,18 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
             c->file = v;
         } else if (!sub && !strcmp(a, "-s")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_STDIN;
-        } else if (!sub && !strcmp(a, "-l")) {
+        } else if (pub && !strcmp(a, "-l")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_LINES;
         } else if (!sub && !strcmp(a, "-n")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_NULL;
-        } else if (!sub && !strcmp(a, "-r")) {
+        } else if (pub && !strcmp(a, "-r")) {
             c->retain = true;
-        } else if (!sub && !strcmp(a, "--repeat")) {
+        } else if (pub && !strcmp(a, "--repeat")) {
             if (!parse_long(v, 1, 1000000000L, &c->repeat)) {
                 cli_error(c, "--repeat argument must be >0.");
                 return 1;
             }
-        } else if (!sub && !strcmp(a, "--repeat-delay")) {
+        } else if (pub && !strcmp(a, "--repeat-delay")) {
             char *end;
             c->repeat_delay = strtod(v, &end);
             if (*end || c->repeat_delay < 0) {
@@ -377,18 +394,18 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                 cli_error(c, "Invalid message count \"%s\".", v);
                 return 1;
             }
-        } else if (sub && !strcmp(a, "-W")) {
+        } else if ((sub || rr) && !strcmp(a, "-W")) {
             if (!parse_long(v, 1, 3600L * 24 * 365, &c->timeout)) {
                 cli_error(c, "Invalid timeout \"%s\".", v);
                 return 1;
             }
-        } else if (sub && !strcmp(a, "-F")) {
+        } else if ((sub || rr) && !strcmp(a, "-F")) {
             c->format = v;
-        } else if (sub && !strcmp(a, "-v")) {
+        } else if ((sub || rr) && !strcmp(a, "-v")) {
             c->verbose = true;
-        } else if (sub && !strcmp(a, "-N")) {
+        } else if ((sub || rr) && !strcmp(a, "-N")) {
             c->no_eol = true;
-        } else if (sub && !strcmp(a, "-R")) {
+        } else if ((sub || rr) && !strcmp(a, "-R")) {
             c->no_retained = true;
         } else if (sub && !strcmp(a, "-E")) {
             c->exit_after_sub = true;
@@ -396,8 +413,10 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
             c->retained_only = true;
         } else if (sub && !strcmp(a, "--remove-retained")) {
             c->remove_retained = true;
-        } else if (sub && !strcmp(a, "--pretty")) {
+        } else if ((sub || rr) && !strcmp(a, "--pretty")) {
             c->pretty = true;
+        } else if (rr && !strcmp(a, "-e")) {
+            c->response_topic = v;
         } else {
             cli_error(c, "Unknown option '%s'.", a);
             return 1;
@@ -408,7 +427,19 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         cli_error(c, "Only one type of message can be sent at once.");
         return 1;
     }
-    if (!sub && (c->ntopics != 1 || c->msg_mode == CLI_MSG_NONE)) {
+    if (rr && (c->ntopics != 1 || c->msg_mode == CLI_MSG_NONE || !c->response_topic)) {
+        cli_error(c, "All of topic, message, and response topic must be supplied.");
+        return 1;
+    }
+    if (rr && !midge_topic_name_valid(c->response_topic)) {
+        cli_error(c, "Invalid response topic '%s', does it contain '+' or '#'?", c->response_topic);
+        return 1;
+    }
+    if (rr && c->o.version != MIDGE_MQTT_V5) {
+        cli_error(c, "%s speaks MQTT v5 only (request/response uses its properties).", c->name);
+        return 1;
+    }
+    if (pub && (c->ntopics != 1 || c->msg_mode == CLI_MSG_NONE)) {
         cli_error(c, c->ntopics > 1 ? "Only one topic may be given."
                                     : "Both topic and message must be supplied.");
         return 1;
@@ -451,7 +482,10 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         snprintf(c->id_buf, sizeof c->id_buf, "%s%ld", id_prefix, (long)getpid());
         c->o.client_id = c->id_buf;
     } else if (!c->o.client_id) {
-        snprintf(c->id_buf, sizeof c->id_buf, "%s_%ld", sub ? "midge_sub" : "midge_pub",
+        snprintf(c->id_buf, sizeof c->id_buf, "%s_%ld",
+                 sub   ? "midge_sub"
+                 : pub ? "midge_pub"
+                       : "midge_rr",
                  (long)getpid());
         c->o.client_id = c->id_buf;
     }
@@ -508,4 +542,648 @@ int cli_connect(cli_t *c, midge_client_t **out)
         printf("Client %s received CONNACK (%u)\n", c->o.client_id, reason);
     *out = cl;
     return 0;
+}
+
+/* ---- printing received messages (midge-sub's -F formatter, shared with midge-rr) ----
+ *
+ * What mosquitto_sub 2.0 prints, byte for byte. %j and %J are the JSON that mosquitto builds
+ * with cJSON: cJSON_PrintUnformatted, or cJSON_Print with --pretty (a tab after each ':',
+ * one member a line indented with tabs, array elements on one line after ", "). %J embeds
+ * the payload as parsed JSON, so it is re-printed here the way cJSON prints it.
+ */
+/* Write s padded to width (left-aligned with '-'), cut to maxw when maxw >= 0. */
+static void put_field(const char *s, size_t n, int width, int maxw, bool left, bool zero)
+{
+    if (maxw >= 0 && n > (size_t)maxw)
+        n = (size_t)maxw;
+    int pad = width > (int)n ? width - (int)n : 0;
+    if (!left)
+        for (int i = 0; i < pad; i++)
+            putchar(zero ? '0' : ' ');
+    fwrite(s, 1, n, stdout);
+    if (left)
+        for (int i = 0; i < pad; i++)
+            putchar(' ');
+}
+
+static void put_num(long long v, int width, bool left, bool zero)
+{
+    char b[32];
+    int n = snprintf(b, sizeof b, "%lld", v);
+    put_field(b, (size_t)n, width, -1, left, zero && !left);
+}
+
+/* JSON string as cJSON prints it: quotes, backslash and control characters escaped. */
+static void put_json_str(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"':
+            fputs("\\\"", stdout);
+            break;
+        case '\\':
+            fputs("\\\\", stdout);
+            break;
+        case '\b':
+            fputs("\\b", stdout);
+            break;
+        case '\f':
+            fputs("\\f", stdout);
+            break;
+        case '\n':
+            fputs("\\n", stdout);
+            break;
+        case '\r':
+            fputs("\\r", stdout);
+            break;
+        case '\t':
+            fputs("\\t", stdout);
+            break;
+        default:
+            if (ch < 32)
+                printf("\\u%04x", ch);
+            else
+                putchar(ch);
+        }
+    }
+    putchar('"');
+}
+
+static void put_time(const struct timespec *ts, const char *fmt)
+{
+    struct tm tm;
+    char b[128];
+    localtime_r(&ts->tv_sec, &tm);
+    size_t n = strftime(b, sizeof b, fmt, &tm);
+    fwrite(b, 1, n, stdout);
+}
+
+/* A JSON writer with cJSON's layout. depth counts open objects and arrays, as cJSON's
+ * print buffer does (an object inside an array is indented one tab deeper). */
+#define JW_MAX_DEPTH 64
+
+typedef struct json_writer {
+    bool pretty;
+    int depth;
+    bool first[JW_MAX_DEPTH + 1]; /* no member or element written yet at this depth */
+    bool in_array[JW_MAX_DEPTH + 1];
+} json_writer_t;
+
+static void jw_tabs(int n)
+{
+    for (int i = 0; i < n; i++)
+        putchar('\t');
+}
+
+/* Before a value: in an array, the separator from the previous element. */
+static void jw_value(json_writer_t *w)
+{
+    if (!w->in_array[w->depth])
+        return;
+    if (!w->first[w->depth])
+        fputs(w->pretty ? ", " : ",", stdout);
+    w->first[w->depth] = false;
+}
+
+static void jw_open(json_writer_t *w, bool array)
+{
+    jw_value(w);
+    putchar(array ? '[' : '{');
+    if (w->pretty && !array)
+        putchar('\n');
+    w->depth++;
+    w->first[w->depth] = true;
+    w->in_array[w->depth] = array;
+}
+
+static void jw_close(json_writer_t *w)
+{
+    bool array = w->in_array[w->depth];
+    if (w->pretty && !array) {
+        if (!w->first[w->depth])
+            putchar('\n');
+        jw_tabs(w->depth - 1);
+    }
+    putchar(array ? ']' : '}');
+    w->depth--;
+}
+
+static void jw_key(json_writer_t *w, const char *k, size_t n)
+{
+    if (!w->first[w->depth]) {
+        putchar(',');
+        if (w->pretty)
+            putchar('\n');
+    }
+    w->first[w->depth] = false;
+    if (w->pretty)
+        jw_tabs(w->depth);
+    put_json_str(k, n);
+    putchar(':');
+    if (w->pretty)
+        putchar('\t');
+}
+
+/* A JSON payload (%J), parsed and printed as cJSON would print what it parsed. */
+typedef struct json_in {
+    const char *p, *end;
+    json_writer_t *w; /* NULL: only validate */
+} json_in_t;
+
+static void ji_space(json_in_t *in)
+{
+    while (in->p < in->end && (unsigned char)*in->p <= ' ')
+        in->p++;
+}
+
+static bool ji_lit(json_in_t *in, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(in->end - in->p) < n || memcmp(in->p, lit, n))
+        return false;
+    in->p += n;
+    return true;
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9')
+            v |= ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            v |= ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+            v |= ch - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* A string at in->p (on its '"'): decoded into *out (malloc'd, caller frees). */
+static bool ji_string(json_in_t *in, char **out, size_t *outn)
+{
+    const char *q = ++in->p;
+    while (q < in->end && *q != '"')
+        q += *q == '\\' ? 2 : 1;
+    if (q >= in->end)
+        return false;
+    char *b = malloc((size_t)(q - in->p) + 1); /* decoding never grows the text */
+    if (!b)
+        return false;
+    size_t n = 0;
+    while (in->p < q) {
+        char ch = *in->p++;
+        if (ch != '\\') {
+            b[n++] = ch;
+            continue;
+        }
+        ch = *in->p++;
+        char simple = ch == '"' || ch == '\\' || ch == '/' ? ch
+                      : ch == 'b'                          ? '\b'
+                      : ch == 'f'                          ? '\f'
+                      : ch == 'n'                          ? '\n'
+                      : ch == 'r'                          ? '\r'
+                      : ch == 't'                          ? '\t'
+                                                           : 0;
+        if (simple) {
+            b[n++] = simple;
+            continue;
+        }
+        long cp = ch == 'u' && q - in->p >= 4 ? hex4(in->p) : -1;
+        if (cp < 0)
+            goto fail;
+        in->p += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            goto fail;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a surrogate pair: \uD8xx\uDCxx */
+            int lo = q - in->p >= 6 && in->p[0] == '\\' && in->p[1] == 'u' ? hex4(in->p + 2) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                goto fail;
+            in->p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp < 0x80) {
+            b[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            b[n++] = (char)(0xC0 | (cp >> 6));
+            b[n++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            b[n++] = (char)(0xE0 | (cp >> 12));
+            b[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            b[n++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            b[n++] = (char)(0xF0 | (cp >> 18));
+            b[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            b[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            b[n++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    in->p = q + 1;
+    *out = b;
+    *outn = n;
+    return true;
+fail:
+    free(b);
+    return false;
+}
+
+/* A number as cJSON prints it: an int when it is one, else %1.15g (or %1.17g when that
+ * does not read back as the same double). */
+static void put_json_number(double d)
+{
+    int i = d >= 2147483647.0 ? 2147483647 : d <= -2147483648.0 ? (-2147483647 - 1) : (int)d;
+    char b[32];
+    if (isnan(d) || isinf(d)) {
+        fputs("null", stdout);
+    } else if (d == (double)i) {
+        printf("%d", i);
+    } else {
+        snprintf(b, sizeof b, "%1.15g", d);
+        if (strtod(b, NULL) != d)
+            snprintf(b, sizeof b, "%1.17g", d);
+        fputs(b, stdout);
+    }
+}
+
+static bool ji_value(json_in_t *in, int depth)
+{
+    json_writer_t *w = in->w;
+    ji_space(in);
+    if (in->p >= in->end || depth >= JW_MAX_DEPTH - 2)
+        return false;
+    char ch = *in->p;
+    if (ch == '{' || ch == '[') {
+        bool array = ch == '[';
+        in->p++;
+        if (w)
+            jw_open(w, array);
+        ji_space(in);
+        if (in->p < in->end && *in->p == (array ? ']' : '}')) {
+            in->p++;
+        } else {
+            for (;;) {
+                if (!array) {
+                    char *k;
+                    size_t kn;
+                    ji_space(in);
+                    if (in->p >= in->end || *in->p != '"' || !ji_string(in, &k, &kn))
+                        return false;
+                    if (w)
+                        jw_key(w, k, kn);
+                    free(k);
+                    ji_space(in);
+                    if (in->p >= in->end || *in->p++ != ':')
+                        return false;
+                }
+                if (!ji_value(in, depth + 1))
+                    return false;
+                ji_space(in);
+                if (in->p >= in->end)
+                    return false;
+                ch = *in->p++;
+                if (ch == (array ? ']' : '}'))
+                    break;
+                if (ch != ',')
+                    return false;
+            }
+        }
+        if (w)
+            jw_close(w);
+        return true;
+    }
+    if (w)
+        jw_value(w);
+    if (ch == '"') {
+        char *s;
+        size_t n;
+        if (!ji_string(in, &s, &n))
+            return false;
+        if (w)
+            put_json_str(s, n);
+        free(s);
+        return true;
+    }
+    if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        char b[64];
+        size_t n = 0;
+        while (in->p + n < in->end && n < sizeof b - 1 && strchr("0123456789+-.eE", in->p[n]))
+            n++;
+        memcpy(b, in->p, n);
+        b[n] = 0;
+        char *e;
+        double d = strtod(b, &e);
+        if (e == b)
+            return false;
+        in->p += e - b;
+        if (w)
+            put_json_number(d);
+        return true;
+    }
+    static const char *lits[] = {"null", "true", "false"};
+    for (int i = 0; i < 3; i++)
+        if (ji_lit(in, lits[i])) {
+            if (w)
+                fputs(lits[i], stdout);
+            return true;
+        }
+    return false;
+}
+
+/* %j, or %J (raw: the payload as JSON rather than as a string). */
+static void put_json(const cli_t *c, const midge_message_t *m, const struct timespec *ts, bool raw)
+{
+    json_writer_t w = {.pretty = c->pretty};
+    json_in_t in = {(const char *)m->payload, (const char *)m->payload + m->payload_len, NULL};
+    /* cJSON_Parse fails the whole %J on a payload that is not JSON: print nothing for it */
+    if (raw && m->payload_len && !ji_value(&in, 0)) {
+        cli_error(c, "Message payload is not valid JSON on topic %.*s.", (int)m->topic_len,
+                  m->topic);
+        return;
+    }
+    char b[64];
+    jw_open(&w, false);
+    /* "tst":"2020-05-06T22:12:00.000000Z+0100" as mosquitto_sub 2.0 prints it */
+    jw_key(&w, "tst", 3);
+    struct tm tm;
+    localtime_r(&ts->tv_sec, &tm);
+    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(b + n, sizeof b - n, ".%06ldZ", ts->tv_nsec / 1000);
+    n += strftime(b + n, sizeof b - n, "%z", &tm);
+    put_json_str(b, n);
+    jw_key(&w, "topic", 5);
+    put_json_str(m->topic, m->topic_len);
+    jw_key(&w, "qos", 3);
+    printf("%d", m->qos);
+    jw_key(&w, "retain", 6);
+    printf("%d", m->retain);
+    jw_key(&w, "payloadlen", 10);
+    printf("%zu", m->payload_len);
+    if (m->qos) {
+        jw_key(&w, "mid", 3);
+        printf("%u", m->packet_id);
+    }
+    const midge_props_t *p = &m->props;
+    if (p->user_count || p->content_type || p->response_topic || p->correlation ||
+        p->has_message_expiry || p->payload_format >= 0 || p->sub_id_count) {
+        jw_key(&w, "properties", 10);
+        jw_open(&w, false);
+        if (p->user_count) {
+            jw_key(&w, "user-properties", 15);
+            jw_open(&w, false);
+            for (size_t i = 0; i < p->user_count; i++) {
+                jw_key(&w, p->user[i].name, strlen(p->user[i].name));
+                put_json_str(p->user[i].value, strlen(p->user[i].value));
+            }
+            jw_close(&w);
+        }
+        if (p->payload_format >= 0) {
+            jw_key(&w, "payload-format-indicator", 24);
+            printf("%d", p->payload_format);
+        }
+        if (p->has_message_expiry) {
+            jw_key(&w, "message-expiry-interval", 23);
+            printf("%u", p->message_expiry);
+        }
+        if (p->content_type) {
+            jw_key(&w, "content-type", 12);
+            put_json_str(p->content_type, strlen(p->content_type));
+        }
+        if (p->response_topic) {
+            jw_key(&w, "response-topic", 14);
+            put_json_str(p->response_topic, strlen(p->response_topic));
+        }
+        if (p->correlation) {
+            jw_key(&w, "correlation-data", 16);
+            put_json_str((const char *)p->correlation, p->correlation_len);
+        }
+        if (p->sub_id_count) {
+            jw_key(&w, "subscription-identifier", 23);
+            printf("%u", p->sub_ids[0]);
+        }
+        jw_close(&w);
+    }
+    jw_key(&w, "payload", 7);
+    if (m->payload_len && raw) {
+        in.p = (const char *)m->payload;
+        in.w = &w;
+        ji_value(&in, 1);
+    } else if (m->payload_len) {
+        put_json_str((const char *)m->payload, m->payload_len);
+    } else {
+        fputs("null", stdout);
+    }
+    jw_close(&w);
+}
+
+/* -F: print one message as the format says. Returns false on an invalid sequence. */
+static bool put_formatted(const cli_t *c, const midge_message_t *m)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (const char *f = c->format; *f; f++) {
+        if (*f == '\\') {
+            f++;
+            switch (*f) {
+            case '\\':
+                putchar('\\');
+                break;
+            case '0':
+                putchar('\0');
+                break;
+            case 'a':
+                putchar('\a');
+                break;
+            case 'e':
+                putchar('\033');
+                break;
+            case 'n':
+                putchar('\n');
+                break;
+            case 'r':
+                putchar('\r');
+                break;
+            case 't':
+                putchar('\t');
+                break;
+            case 'v':
+                putchar('\v');
+                break;
+            case '\0':
+                f--;
+                putchar('\\');
+                break;
+            default:
+                putchar('\\');
+                putchar(*f);
+            }
+            continue;
+        }
+        if (*f == '@') {
+            f++;
+            if (*f == '@') {
+                putchar('@');
+            } else if (*f == 'N') {
+                printf("%09ld", ts.tv_nsec);
+            } else if (*f) {
+                char fmt[3] = {'%', *f, 0};
+                put_time(&ts, fmt);
+            } else {
+                f--;
+            }
+            continue;
+        }
+        if (*f != '%') {
+            putchar(*f);
+            continue;
+        }
+        f++;
+        bool left = false, zero = false;
+        for (; *f == '-' || *f == '0'; f++) {
+            if (*f == '-')
+                left = true;
+            else
+                zero = true;
+        }
+        int width = 0, maxw = -1;
+        for (; *f >= '0' && *f <= '9'; f++)
+            width = width * 10 + (*f - '0');
+        if (*f == '.') {
+            maxw = 0;
+            for (f++; *f >= '0' && *f <= '9'; f++)
+                maxw = maxw * 10 + (*f - '0');
+        }
+        const midge_props_t *p = &m->props;
+        switch (*f) {
+        case '%':
+            putchar('%');
+            break;
+        case 't':
+            put_field(m->topic, m->topic_len, width, maxw, left, false);
+            break;
+        case 'p':
+            put_field((const char *)m->payload, m->payload_len, width, -1, left, false);
+            break;
+        case 'q':
+            putchar('0' + m->qos);
+            break;
+        case 'r':
+            putchar(m->retain ? '1' : '0');
+            break;
+        case 'l':
+            put_num((long long)m->payload_len, width, left, zero);
+            break;
+        case 'm':
+        case 'i': /* the message id, also as %i (Midge; mosquitto 2.0 rejects %i) */
+            put_num(m->packet_id, width, left, zero);
+            break;
+        case 'x':
+        case 'X':
+            for (size_t i = 0; i < m->payload_len; i++)
+                printf(*f == 'x' ? "%02x" : "%02X", m->payload[i]);
+            break;
+        case 'C':
+            if (p->content_type)
+                put_field(p->content_type, strlen(p->content_type), width, maxw, left, false);
+            break;
+        case 'R':
+            if (p->response_topic)
+                put_field(p->response_topic, strlen(p->response_topic), width, maxw, left, false);
+            break;
+        case 'D':
+            if (p->correlation)
+                fwrite(p->correlation, 1, p->correlation_len, stdout);
+            break;
+        case 'E':
+            if (p->has_message_expiry)
+                put_num(p->message_expiry, width, left, zero);
+            break;
+        case 'F':
+            if (p->payload_format >= 0)
+                put_num(p->payload_format, width, left, zero);
+            break;
+        case 'S':
+            if (p->sub_id_count)
+                put_num(p->sub_ids[0], width, left, zero);
+            break;
+        case 'P':
+            for (size_t i = 0; i < p->user_count; i++) {
+                if (i)
+                    putchar(' ');
+                printf("%s:%s", p->user[i].name, p->user[i].value);
+            }
+            break;
+        case 'I':
+            put_time(&ts, "%Y-%m-%dT%H:%M:%S%z");
+            break;
+        case 'U':
+            printf("%lld.%09ld", (long long)ts.tv_sec, ts.tv_nsec);
+            break;
+        case 'j':
+        case 'J':
+            put_json(c, m, &ts, *f == 'J');
+            break;
+        default:
+            cli_error(c, "Invalid format specifier '%c'.", *f ? *f : ' ');
+            return false;
+        }
+        if (!*f)
+            break;
+    }
+    return true;
+}
+
+bool cli_format_ok(const cli_t *c)
+{
+    for (const char *f = c->format; *f; f++) {
+        if (*f == '\\' || *f == '@') {
+            if (f[1])
+                f++;
+            continue;
+        }
+        if (*f != '%')
+            continue;
+        f++;
+        while (*f == '-' || *f == '0' || *f == '.' || (*f >= '0' && *f <= '9'))
+            f++;
+        if (!*f || !strchr("%tpqrlmixXCRDEFSPIUjJ", *f)) {
+            cli_error(c, "Invalid format specifier '%c'.", *f ? *f : ' ');
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cli_print_message(const cli_t *c, const midge_message_t *m)
+{
+    if (c->format) {
+        if (!put_formatted(c, m))
+            return false;
+        if (!c->no_eol)
+            putchar('\n');
+    } else if (c->verbose) {
+        /* As mosquitto_sub: an empty payload shows as "(null)", and not at all with -N. */
+        if (m->payload_len) {
+            fwrite(m->topic, 1, m->topic_len, stdout);
+            putchar(' ');
+            fwrite(m->payload, 1, m->payload_len, stdout);
+            if (!c->no_eol)
+                putchar('\n');
+        } else if (!c->no_eol) {
+            fwrite(m->topic, 1, m->topic_len, stdout);
+            fputs(" (null)\n", stdout);
+        }
+    } else if (m->payload_len) {
+        /* payload only: an empty payload prints nothing, not even the newline */
+        fwrite(m->payload, 1, m->payload_len, stdout);
+        if (!c->no_eol)
+            putchar('\n');
+    }
+    fflush(stdout);
+    return true;
 }

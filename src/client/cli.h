@@ -1,7 +1,7 @@
-/* cli.h - the command line shared by midge-pub and midge-sub (src/tools/).
+/* cli.h - the command line shared by midge-pub, midge-sub and midge-rr (src/tools/).
  *
- * Parses mosquitto_pub/mosquitto_sub's options (same letters, meanings and error exits)
- * into a midge_options_t plus what each tool needs, and connects with the blocking API,
+ * Parses mosquitto_pub/mosquitto_sub/mosquitto_rr's options (same letters, meanings and error
+ * exits) into a midge_options_t plus what each tool needs, and connects with the blocking API,
  * reporting failures as mosquitto's clients do. Internal: not part of the installed API.
  */
 #ifndef MIDGE_CLI_H
@@ -14,11 +14,11 @@
 
 #define CLI_MAX_TOPICS 128
 
-enum { CLI_PUB, CLI_SUB };
+enum { CLI_PUB, CLI_SUB, CLI_RR };
 enum { CLI_MSG_NONE, CLI_MSG_M, CLI_MSG_FILE, CLI_MSG_STDIN, CLI_MSG_LINES, CLI_MSG_NULL };
 
 typedef struct cli {
-    int tool;          /* CLI_PUB or CLI_SUB */
+    int tool;          /* CLI_PUB, CLI_SUB or CLI_RR */
     const char *name;  /* "midge-pub" */
     midge_options_t o; /* host, port, version, ids, will... */
     char id_buf[128];
@@ -47,8 +47,10 @@ typedef struct cli {
     long count;   /* -C, 0: unlimited */
     long timeout; /* -W seconds, 0: none */
     bool verbose, no_eol, no_retained, exit_after_sub, retained_only, remove_retained;
-    bool pretty;
+    bool pretty; /* --pretty: %j/%J as cJSON_Print lays it out (tabs, one member a line) */
     const char *format;
+    /* rr */
+    const char *response_topic; /* -e */
 } cli_t;
 
 /* Parse argv into *c. Returns -1 when the tool should go on, else the exit status (0 after
@@ -58,6 +60,15 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv);
 /* Create the client and connect (blocking). Returns 0 with *out set, or the exit status
  * after printing one line: the CONNACK code when refused, 1 when unreachable. */
 int cli_connect(cli_t *c, midge_client_t **out);
+
+/* -F given: check its % conversions before connecting, as mosquitto_sub does. Prints the
+ * error and returns false on an unknown one. */
+bool cli_format_ok(const cli_t *c);
+
+/* Print one received message on stdout as mosquitto_sub/mosquitto_rr would: -F format
+ * (with --pretty for %j and %J), else -v, else the payload; -N drops the newline. Returns
+ * false when the format holds an invalid sequence (already reported). */
+bool cli_print_message(const cli_t *c, const midge_message_t *m);
 
 /* Print an error line "Error: ..." unless --quiet. */
 void cli_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
