@@ -901,7 +901,12 @@ static void put_json(const cli_t *c, const midge_message_t *m, const struct time
     json_writer_t w = {.pretty = c->pretty};
     json_in_t in = {(const char *)m->payload, (const char *)m->payload + m->payload_len, NULL};
     /* cJSON_Parse fails the whole %J on a payload that is not JSON: print nothing for it */
-    if (raw && m->payload_len && !ji_value(&in, 0)) {
+    bool valid = !raw || !m->payload_len || ji_value(&in, 0);
+    if (valid && raw && m->payload_len) {
+        ji_space(&in);
+        valid = in.p == in.end; /* as mosquitto: nothing but JSON in the payload */
+    }
+    if (!valid) {
         cli_error(c, "Message payload is not valid JSON on topic %.*s.", (int)m->topic_len,
                   m->topic);
         return;

@@ -111,7 +111,8 @@ int main(int argc, char **argv)
     }
     /* The Response Topic is -e's; mosquitto_rr refuses a second one from -D. */
     if (c.publish_props.response_topic) {
-        cli_error(&c, "Error in PUBLISH properties: Duplicate response topic.");
+        if (!c.quiet)
+            fputs("Error in PUBLISH properties: Duplicate response topic.\n", stderr);
         rc = 1;
         goto out;
     }

@@ -184,6 +184,16 @@ def test_format_json_payload(broker, responder, pretty, payload):
                        "correlation-data", "cj", "-F", "%J", *pretty]), masked=True)
 
 
+@pytest.mark.parametrize("payload", ["not json", '{"a":1} trailing', '{"a":1}\n ', '{"a":',
+                                     '["\\ud800"]', " 7 "])
+def test_format_json_payload_not_json(broker, responder, payload):
+    """%J of a payload that is not (only) JSON: an error line, the rest of the format."""
+    res = both(broker, ["-t", "rr/req/echo", "-e", "rr/resp/j", "-m", payload, "-D", "publish",
+                        "correlation-data", "cj", "-F", "X%JY", "--pretty"])
+    same(res, masked=True)
+    assert res["midge"][2] == res["mosquitto"][2]
+
+
 def test_timeout_W_without_responder(broker):
     res = both(broker, ["-t", "rr/nobody", "-e", "rr/resp/none", "-m", "x", "-W", "1"])
     assert same(res, rc=27) == b""
@@ -227,6 +237,12 @@ def test_user_and_connect_flags(broker, responder):
     (["-t", "a", "-e", "b", "-m", "x", "-q", "3"], "Error: Invalid QoS given: 3"),
     (["-t", "a", "-e", "b", "-m", "x", "-W", "0"], 'Error: Invalid timeout "0".'),
     (["-t", "a", "-e", "b", "-m", "x", "-F", "%z"], "Error: Invalid format specifier 'z'."),
+    (["-t", "a", "-e", "b/#", "-m", "x"],
+     "Error: Invalid response topic 'b/#', does it contain '+' or '#'?"),
+    (["-t", "a/#", "-e", "b", "-m", "x"],
+     "Error: Invalid publish topic 'a/#', does it contain '+' or '#'?"),
+    (["-t", "a", "-e", "b", "-m", "x", "-D", "publish", "response-topic", "c"],
+     "Error in PUBLISH properties: Duplicate response topic."),
 ])
 def test_usage_errors(broker, args, first_line):
     for tool, exe in RR.items():
