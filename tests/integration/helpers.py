@@ -159,6 +159,11 @@ class Client:
         self._c.connect(self.broker.host, self.broker.port, self.keepalive, **kw)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        # paho 1.6 writes from the publishing thread itself when it believes no loop thread
+        # runs (its _thread is None); with ours also writing, two threads pop packets and
+        # send them in either order, and QoS 0 messages arrive out of order. Telling paho
+        # about our thread makes publish() only queue, and our loop thread write.
+        self._c._thread = self._thread
         self._thread.start()
         if not self._wait_either(self._connected, timeout):
             return None
@@ -257,6 +262,7 @@ class Client:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
+        self._c._thread = None
 
     def disconnect(self, reason=None, properties=None, timeout=TIMEOUT):
         """Send DISCONNECT (v5: with reason code `reason`, an int) and wait for the close."""
