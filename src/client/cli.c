@@ -1192,3 +1192,31 @@ bool cli_print_message(const cli_t *c, const midge_message_t *m)
     fflush(stdout);
     return true;
 }
+
+/* See cli.h. */
+char *cli_read_all(FILE *f, size_t *n)
+{
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t r = fread(b + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+        if (len == cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                return NULL;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    if (b && ferror(f)) {
+        free(b);
+        return NULL;
+    }
+    *n = len;
+    return b;
+}

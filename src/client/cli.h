@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "midge/midge.h"
 
@@ -69,6 +70,10 @@ bool cli_format_ok(const cli_t *c);
  * (with --pretty for %j and %J), else -v, else the payload; -N drops the newline. Returns
  * false when the format holds an invalid sequence (already reported). */
 bool cli_print_message(const cli_t *c, const midge_message_t *m);
+
+/* Read all of f (a -f file, stdin for -s) into a new buffer the caller frees; *n gets its
+ * length. NULL on a read error or when out of memory. */
+char *cli_read_all(FILE *f, size_t *n);
 
 /* Print an error line "Error: ..." unless --quiet. */
 void cli_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

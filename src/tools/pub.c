@@ -11,34 +11,6 @@
 
 #include "client/cli.h"
 
-/* Read all of f into a new buffer; *n gets its length. NULL on error. */
-static char *read_all(FILE *f, size_t *n)
-{
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-        if (len == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    if (b && ferror(f)) {
-        free(b);
-        return NULL;
-    }
-    *n = len;
-    return b;
-}
-
 static int publish(const cli_t *c, midge_client_t *cl, const void *p, size_t n)
 {
     uint8_t reason = 0;
@@ -70,7 +42,7 @@ int main(int argc, char **argv)
         len = strlen(c.message);
     } else if (c.msg_mode == CLI_MSG_FILE) {
         FILE *f = fopen(c.file, "rb");
-        data = f ? read_all(f, &len) : NULL;
+        data = f ? cli_read_all(f, &len) : NULL;
         if (f)
             fclose(f);
         if (!data) {
@@ -79,7 +51,7 @@ int main(int argc, char **argv)
             goto out;
         }
     } else if (c.msg_mode == CLI_MSG_STDIN) {
-        data = read_all(stdin, &len);
+        data = cli_read_all(stdin, &len);
         if (!data) {
             cli_error(&c, "Unable to read from stdin.");
             rc = 1;

@@ -24,34 +24,6 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-/* Read all of f into a new buffer; *n gets its length. NULL on error. */
-static char *read_all(FILE *f, size_t *n)
-{
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-        if (len == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    if (b && ferror(f)) {
-        free(b);
-        return NULL;
-    }
-    *n = len;
-    return b;
-}
-
 static long long elapsed_ms(const struct timespec *start)
 {
     struct timespec now;
@@ -131,7 +103,7 @@ int main(int argc, char **argv)
         len = strlen(c.message);
     } else if (c.msg_mode == CLI_MSG_FILE || c.msg_mode == CLI_MSG_STDIN) {
         FILE *f = c.msg_mode == CLI_MSG_FILE ? fopen(c.file, "rb") : stdin;
-        data = f ? read_all(f, &len) : NULL;
+        data = f ? cli_read_all(f, &len) : NULL;
         if (f && f != stdin)
             fclose(f);
         if (!data) {
