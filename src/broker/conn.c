@@ -20,9 +20,6 @@
 #include "mqtt/codec.h"
 #include "worker.h"
 
-/* Above this much unsent output, QoS 0 messages to the client are dropped (and counted):
- * a slow subscriber must not make the broker buffer without bound. */
-#define OUT_QOS0_LIMIT (8u << 20)
 /* Payloads up to this size are copied next to their header: one iovec instead of two
  * and no reference count traffic, which costs less than the copy for small messages. */
 #define COPY_PAYLOAD_MAX 1024
@@ -959,12 +956,7 @@ static void handle_unsubscribe(conn_t *c, const uint8_t *p, size_t n)
             codes[i] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
             continue;
         }
-        if (old->group_len)
-            topic_tree_unsubscribe(b->tree, (const uint8_t *)old->key + 7 + old->group_len + 1,
-                                   old->filter_len, (const uint8_t *)old->key + 7,
-                                   old->group_len, s);
-        else
-            topic_tree_unsubscribe(b->tree, (const uint8_t *)old->key, old->key_len, NULL, 0, s);
+        session_sub_untree(s, old, b->tree);
         HASH_DEL(s->subs, old);
         free(old);
         s->sub_count--;

@@ -17,6 +17,10 @@
 
 struct worker;
 
+/* Above this much unsent output, QoS 0 messages to the client are dropped (and counted):
+ * a slow subscriber must not make the broker buffer without bound. */
+#define CONN_QOS0_OUT_LIMIT (8u << 20)
+
 enum conn_state {
     CONN_NEW = 0,      /* waiting for CONNECT */
     CONN_WAIT_SESSION, /* CONNECT accepted, session being handed over by another thread */

@@ -35,20 +35,25 @@ static void free_list(delivery_t *d)
     }
 }
 
+void session_sub_untree(session_t *s, const subscription_t *sub, topic_tree_t *tree)
+{
+    /* key is "$share/GROUP/FILTER" for a shared subscription, else the filter itself. */
+    const uint8_t *key = (const uint8_t *)sub->key;
+    if (sub->group_len)
+        topic_tree_unsubscribe(tree, key + 7 + sub->group_len + 1, sub->filter_len, key + 7,
+                               sub->group_len, s);
+    else
+        topic_tree_unsubscribe(tree, key, sub->key_len, NULL, 0, s);
+}
+
 void session_reset(session_t *s, topic_tree_t *tree)
 {
     subscription_t *sub, *tmp;
     HASH_ITER(hh, s->subs, sub, tmp)
     {
         HASH_DEL(s->subs, sub);
-        if (tree) {
-            if (sub->group_len)
-                topic_tree_unsubscribe(tree, (const uint8_t *)sub->key + 7 + sub->group_len + 1,
-                                       sub->filter_len, (const uint8_t *)sub->key + 7,
-                                       sub->group_len, s);
-            else
-                topic_tree_unsubscribe(tree, (const uint8_t *)sub->key, sub->key_len, NULL, 0, s);
-        }
+        if (tree)
+            session_sub_untree(s, sub, tree);
         free(sub);
     }
     s->sub_count = 0;

@@ -109,5 +109,7 @@ delivery_t *session_queue_pop(session_t *s);
 void delivery_free(delivery_t *d);
 
 subscription_t *session_sub_find(session_t *s, const uint8_t *key, size_t n);
+/* Remove sub (one of s's subscriptions) from the tree; the session keeps it. */
+void session_sub_untree(session_t *s, const subscription_t *sub, topic_tree_t *tree);
 
 #endif

@@ -300,7 +300,7 @@ void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool
     if (qos == 0) {
         if (!online)
             return; /* QoS 0 is not queued for an offline session */
-        if (c->out.bytes > (8u << 20)) {
+        if (c->out.bytes > CONN_QOS0_OUT_LIMIT) {
             atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
             return;
         }
