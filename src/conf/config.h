@@ -13,7 +13,18 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_LISTENERS 16
+#define CONFIG_PATH_MAX 512
+#define CONFIG_MAX_ORIGINS 8
+#define CONFIG_MAX_TRUSTED 8
 
+/* accept_protocol_versions bits. */
+enum { CONFIG_PROTO_V31 = 1 << 3, CONFIG_PROTO_V311 = 1 << 4, CONFIG_PROTO_V5 = 1 << 5,
+       CONFIG_PROTO_ALL = CONFIG_PROTO_V31 | CONFIG_PROTO_V311 | CONFIG_PROTO_V5 };
+
+/* One listener. Options that Mosquitto scopes to a listener apply to the last `listener`
+ * line above them. Security options (allow_anonymous, password_file, acl_file) are global
+ * unless per_listener_settings is true; either way config_load_file copies the values that
+ * apply into every listener, so the broker reads them here only. */
 typedef struct config_listener {
     uint16_t port;
     /* "" means the default: 127.0.0.1 when no file defines listeners. config_parse_args
@@ -21,6 +32,33 @@ typedef struct config_listener {
      * that reaches the broker comes from a file's `listener PORT` or `port PORT` without
      * an address: listen on all interfaces, as Mosquitto does. */
     char bind_address[64];
+    char unix_path[108];          /* `listener 0 /path/to/socket`: a unix socket; "" otherwise */
+    char bind_interface[32];      /* bind_interface IFNAME (SO_BINDTODEVICE); "" */
+    int socket_domain;            /* 0 both, 4 ipv4, 6 ipv6 (socket_domain ipv4|ipv6) */
+    bool websockets;              /* protocol websockets (default mqtt) */
+    uint32_t max_connections;     /* per listener; 0: unlimited */
+    unsigned accept_versions;     /* CONFIG_PROTO_* bits; default CONFIG_PROTO_ALL */
+    int proxy_protocol;           /* enable_proxy_protocol 1|2; 0 off */
+    /* TLS: a listener with a certfile is a TLS listener (needs keyfile). */
+    char cafile[CONFIG_PATH_MAX], capath[CONFIG_PATH_MAX];
+    char certfile[CONFIG_PATH_MAX], keyfile[CONFIG_PATH_MAX], crlfile[CONFIG_PATH_MAX];
+    char ciphers[256], ciphers13[256];
+    char tls_version[16];         /* "" (1.2 and 1.3), "tlsv1.2", "tlsv1.3" */
+    bool require_certificate;
+    bool use_identity_as_username; /* the client certificate's CN is the username */
+    bool use_subject_as_username;  /* its subject (RFC 2253) is the username */
+    /* WebSockets */
+    char http_dir[CONFIG_PATH_MAX]; /* static files on the WebSocket port; "" none */
+    char origins[CONFIG_MAX_ORIGINS][128]; /* websockets_origin (repeatable); none: any */
+    int norigins;
+    /* websockets_trusted_proxy ADDRESS (Midge's own, repeatable): X-Forwarded-For from
+     * these peers names the client. */
+    char trusted_proxies[CONFIG_MAX_TRUSTED][64];
+    int ntrusted;
+    /* Security, as it applies to this listener (see above). */
+    bool allow_anonymous;
+    char password_file[CONFIG_PATH_MAX]; /* "" none */
+    char acl_file[CONFIG_PATH_MAX];      /* "" none */
 } config_listener_t;
 
 /* log_type bits (Mosquitto's names; "all" sets every bit, "none" none). */
@@ -40,7 +78,8 @@ enum {
 };
 
 /* log_dest bits. */
-enum { CONFIG_LOG_DEST_STDOUT = 1 << 0, CONFIG_LOG_DEST_STDERR = 1 << 1 };
+enum { CONFIG_LOG_DEST_STDOUT = 1 << 0, CONFIG_LOG_DEST_STDERR = 1 << 1,
+       CONFIG_LOG_DEST_FILE = 1 << 2 /* log_file */ };
 
 typedef struct config {
     config_listener_t listeners[CONFIG_MAX_LISTENERS];
@@ -65,6 +104,16 @@ typedef struct config {
     bool log_timestamp;           /* prefix log lines with the time; default true */
     bool connection_messages;     /* log connects and disconnects; default true */
     bool persistence;             /* always false until the store exists ("true" is an error) */
+    char persistence_location[CONFIG_PATH_MAX]; /* directory; "" the working directory */
+    char persistence_file[256];   /* default "midge.db" */
+    uint32_t autosave_interval;   /* seconds; default 1800 */
+    bool per_listener_settings;   /* security options per listener (see config_listener) */
+    uint32_t global_max_connections; /* over all listeners; 0 unlimited */
+    char log_file[CONFIG_PATH_MAX]; /* log_dest file PATH; "" none */
+    char pid_file[CONFIG_PATH_MAX]; /* written at start, removed at exit; "" none */
+    char user[64];                /* when started as root, switch to this user after the
+                                   * sockets and files are open; "" stays root */
+    bool test_config;             /* --test-config: check the file and exit */
     int default_listener;         /* index in listeners of the one `port` / `bind_address`
                                    * define, -1 when the file has neither */
     int verbose;                  /* -v: log every connection and refusal */
