@@ -978,6 +978,13 @@ static int loader_finish(loader_t *ld, bool add_default, char *err, size_t errle
     if (add_default && ld->deflt_used && !has_default) {
         ctx.path = ld->deflt_file;
         ctx.line = ld->deflt_line;
+        for (int i = 0; i < cfg->listener_count; i++) {
+            const config_listener_t *o = &cfg->listeners[i];
+            if (o->port == 1883 && !o->unix_path[0] && !o->bind_address[0])
+                return fail(&ctx, "this option is for the default listener (port 1883, all "
+                                  "addresses, as options before any 'listener' line are), but "
+                                  "'listener 1883' is defined too: move it below a listener line");
+        }
         config_listener_t *unused;
         if (default_listener(cfg, &ctx, "listener", &unused) < 0)
             return -1;
