@@ -155,8 +155,10 @@ static int load_identity(SSL_CTX *ssl, const tls_opts_t *o, char *err, size_t er
         /* OpenSSL 3's own words for these two ("interrupted or cancelled", "unsupported")
          * do not tell a user what to fix. */
         if (asked)
-            snprintf(err, errlen, "keyfile %s: the key is encrypted (Midge cannot ask for a "
-                     "passphrase)", keyfile);
+            snprintf(err, errlen,
+                     "keyfile %s: the key is encrypted (Midge cannot ask for a "
+                     "passphrase)",
+                     keyfile);
         else if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_OSSL_DECODER)
             snprintf(err, errlen, "keyfile %s: no PEM private key in the file", keyfile);
         else
@@ -275,7 +277,7 @@ static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t er
         }
         /* Without require_certificate a certificate is asked for (when there is a CA to
          * check it with) and checked if sent, but a client without one is let in. */
-        int mode = !have_cas ? SSL_VERIFY_NONE
+        int mode = !have_cas                ? SSL_VERIFY_NONE
                    : o->require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
                                             : SSL_VERIFY_PEER;
         SSL_CTX_set_verify(ssl, mode, NULL);
@@ -291,7 +293,8 @@ static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t er
          * system's CAs. `insecure` only skips the host name (see tls_layer_new). */
         if (!have_cas && SSL_CTX_set_default_verify_paths(ssl) != 1) {
             char reason[160];
-            snprintf(err, errlen, "system CA certificates: %s", ossl_reason(reason, sizeof(reason)));
+            snprintf(err, errlen, "system CA certificates: %s",
+                     ossl_reason(reason, sizeof(reason)));
             goto fail;
         }
         SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
