@@ -342,19 +342,58 @@ void tls_ctx_unref(tls_ctx_t *c)
 
 /* ---- the layer ---------------------------------------------------------------------- */
 
-/* Move everything OpenSSL wrote into *down. -1 when out of memory. */
+/* Move everything OpenSSL wrote into *down. -1 when out of memory. BIO_read, not
+ * BIO_get_mem_data + BIO_reset: a reset clears the BIO's whole allocation with memset,
+ * which after one large burst would cost that much on every small write. */
 static int drain(tls_layer_t *t, xbuf_t *down)
 {
-    char *p;
-    long n = BIO_get_mem_data(t->wbio, &p);
-    if (n <= 0)
+    size_t n = BIO_ctrl_pending(t->wbio);
+    if (n == 0)
         return 0;
-    if (xbuf_append(down, p, (size_t)n) < 0) {
+    uint8_t *dst = n <= INT_MAX ? xbuf_reserve(down, n) : NULL;
+    if (!dst) {
         snprintf(t->base.error, sizeof(t->base.error), "TLS: out of memory");
         return -1;
     }
-    (void)BIO_reset(t->wbio);
+    int got = BIO_read(t->wbio, dst, (int)n);
+    if (got > 0)
+        xbuf_added(down, (size_t)got);
     return 0;
+}
+
+/* A memory BIO keeps the largest allocation it ever needed. Once a burst is over (the BIO
+ * is empty) and it left more than TRIM_ABOVE, the BIO is swapped for a fresh one, so an
+ * idle connection holds no more than a record's worth. */
+#define TRIM_ABOVE (32 * 1024)
+
+static BIO *new_mem_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) /* an empty BIO means "wait for more", never end of file */
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+static bool oversized_and_empty(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0)
+        return false;
+    BIO_get_mem_ptr(b, &bm);
+    return bm && bm->max > TRIM_ABOVE;
+}
+
+static void trim_bios(tls_layer_t *t)
+{
+    BIO *fresh;
+    if (oversized_and_empty(t->rbio) && (fresh = new_mem_bio())) {
+        SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+        t->rbio = fresh;
+    }
+    if (oversized_and_empty(t->wbio) && (fresh = new_mem_bio())) {
+        SSL_set0_wbio(t->ssl, fresh);
+        t->wbio = fresh;
+    }
 }
 
 /* l->error = "PREFIX: reason" for a fatal SSL error, with the certificate verification
@@ -505,6 +544,8 @@ static int tls_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbuf_t
     /* Even after a failure: the alert that tells the peer why is worth sending. */
     if (drain(t, down) < 0)
         rc = -1;
+    if (rc == 0)
+        trim_bios(t);
     return rc;
 }
 
@@ -527,7 +568,10 @@ static int tls_output(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *down)
         p += done;
         n -= done;
     }
-    return drain(t, down);
+    if (drain(t, down) < 0)
+        return -1;
+    trim_bios(t);
+    return 0;
 }
 
 static bool tls_ready(const xlayer_t *l)
@@ -593,15 +637,13 @@ xlayer_t *tls_layer_new(tls_ctx_t *c, const char *server_name)
     t->base.ops = &tls_ops;
     t->ctx = tls_ctx_ref(c);
     t->ssl = SSL_new(c->ssl);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = new_mem_bio();
+    t->wbio = new_mem_bio();
     if (!t->ssl || !t->rbio || !t->wbio) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
         goto fail;
     }
-    /* An empty read BIO means "wait for more", never end of file. */
-    BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns them from here: SSL_free */
     if (c->server) {
         SSL_set_accept_state(t->ssl);
