@@ -148,7 +148,7 @@ static int parse_args(int argc, char **argv, passwd_opts_t *o)
             return -1;
         }
     } else if (o->delete) {
-        if (rest != 2) {
+        if (rest < 2) { /* extra arguments are ignored, as by mosquitto_passwd */
             fprintf(stderr,
                     "Error: -D argument given but password file or username missing.\n");
             return -1;
@@ -180,7 +180,7 @@ static volatile sig_atomic_t tty_changed;
 static void restore_tty(void)
 {
     if (tty_changed) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
         tty_changed = 0;
     }
 }
@@ -207,21 +207,23 @@ static char *read_password(const char *prompt)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         tty_changed = 1;
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+        tcsetattr(STDIN_FILENO, TCSANOW, &t);
     }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
     bool was_tty = tty_changed;
     restore_tty();
-    if (!was_tty && n >= 0)
-        printf("\n");
     if (n < 0 || n > PASSWD_MAX) {
         free(line);
         return NULL;
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
+    /* On a terminal, ECHONL has shown the newline; mosquitto_passwd prints it only after a
+     * non-empty answer. */
+    if (!was_tty && n > 0)
+        printf("\n");
     return line;
 }
 
