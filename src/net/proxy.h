@@ -16,12 +16,12 @@
 #define PROXY_MAX_HEADER (16 + PROXY_V2_MAX_LEN)
 
 typedef struct proxy_result {
-    int version;       /* 1 or 2 */
-    int local;         /* v2 LOCAL command or v1 UNKNOWN: keep the socket's own address */
-    char addr[64];     /* source address as text ("192.0.2.1", "2001:db8::1") */
-    uint16_t port;     /* source port */
-    const char *error; /* static text when proxy_parse returns -1, e.g.
-                        * "PROXY v1: line longer than 107 bytes" */
+    int version;        /* 1 or 2 */
+    int local;          /* v2 LOCAL command or v1 UNKNOWN: keep the socket's own address */
+    char addr[64];      /* source address as text ("192.0.2.1", "2001:db8::1") */
+    uint16_t port;      /* source port */
+    const char *error;  /* static text when proxy_parse returns -1, e.g.
+                         * "PROXY v1: line longer than 107 bytes" */
 } proxy_result_t;
 
 /* Parse a header at the start of p[0..n) of a connection whose listener expects
@@ -31,10 +31,10 @@ typedef struct proxy_result {
  *
  * 0 is returned only while p[0..n) can still become a valid header, so a connection that
  * starts with anything else is refused at its first wrong byte (an unfinished v1 IPv6
- * address is checked a little loosely, and fully once the space after it arrives). v2: LOCAL, and
- * PROXY over AF_UNSPEC, AF_UNIX, UDP or an unspecified transport, set r->local (the socket's own
- * address stands); only TCP over IPv4/IPv6 fills addr and port. TLVs are skipped, but each
- * must fit in the announced length. */
+ * address is checked a little loosely, fully once the space after it arrives).
+ * v2: LOCAL, and PROXY over AF_UNSPEC, AF_UNIX, UDP or an unspecified transport, set
+ * r->local (the socket's own address stands); only TCP over IPv4/IPv6 fills addr and port.
+ * TLVs are skipped, but each must fit in the announced length. */
 long proxy_parse(const uint8_t *p, size_t n, int version, proxy_result_t *r);
 
 #endif
