@@ -108,6 +108,10 @@ typedef struct config {
     char persistence_file[256];   /* default "midge.db" */
     uint32_t autosave_interval;   /* seconds; default 1800 */
     bool per_listener_settings;   /* security options per listener (see config_listener) */
+    /* The global password_file and acl_file (per_listener_settings false); after loading,
+     * every listener holds its own copy of what applies to it. "" none. */
+    char password_file[CONFIG_PATH_MAX];
+    char acl_file[CONFIG_PATH_MAX];
     uint32_t global_max_connections; /* over all listeners; 0 unlimited */
     char log_file[CONFIG_PATH_MAX]; /* log_dest file PATH; "" none */
     char pid_file[CONFIG_PATH_MAX]; /* written at start, removed at exit; "" none */
