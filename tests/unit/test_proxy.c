@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,59 @@ static void test_v1_tcp6_every_shape(void **state)
         proxy_result_t r = expect_line_valid(line, 0);
         assert_string_equal(r.addr, text);
     }
+}
+
+/* An IPv6 address in one of the many texts inet_pton reads: groups with or without leading
+ * zeroes, in either case, any run of zero groups (not only the longest) written "::", the
+ * last 32 bits as a dotted quad. */
+static void random_ipv6_text(char *out, size_t cap)
+{
+    unsigned g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = rand() % 2 ? 0 : (unsigned)rand() % (rand() % 2 ? 16 : 65536);
+    int from = -1, to = -1; /* groups [from, to) become "::" when all zero */
+    if (rand() % 3) {
+        from = rand() % 8;
+        to = from + 1 + rand() % (8 - from);
+        for (int i = from; i < to; i++)
+            g[i] = 0;
+    }
+    bool quad = rand() % 4 == 0 && to < 7;
+    size_t n = 0;
+    int last = quad ? 6 : 8;
+    for (int i = 0; i < last; i++) {
+        if (i == from) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", i == 0 ? "::" : ":");
+            i = to - 1;
+            continue;
+        }
+        int width = 1 + rand() % 4;
+        n += (size_t)snprintf(out + n, cap - n, rand() % 2 ? "%0*x" : "%0*X", width, g[i]);
+        if (i + 1 < last || quad)
+            n += (size_t)snprintf(out + n, cap - n, ":");
+    }
+    if (quad)
+        snprintf(out + n, cap - n, "%u.%u.%u.%u", g[6] >> 8, g[6] & 0xFF, g[7] >> 8, g[7] & 0xFF);
+}
+
+/* No valid address is ever refused while it arrives. */
+static void test_v1_tcp6_any_text_inet_pton_reads(void **state)
+{
+    (void)state;
+    srand(55);
+    int tried = 0;
+    for (int i = 0; i < 20000; i++) {
+        char text[128], line[300];
+        uint8_t bin[16];
+        random_ipv6_text(text, sizeof text);
+        if (strlen(text) > 45 || inet_pton(AF_INET6, text, bin) != 1)
+            continue; /* e.g. "::" standing for nothing, or leading zeroes longer than 4 */
+        tried++;
+        snprintf(line, sizeof line, "PROXY TCP6 %s ::1 1 2\r\n", text);
+        if (strlen(line) <= 107)
+            expect_line_valid(line, 1);
+    }
+    assert_true(tried > 5000);
 }
 
 static void test_v1_unknown(void **state)
@@ -610,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_v1_tcp4),
         cmocka_unit_test(test_v1_tcp6),
         cmocka_unit_test(test_v1_tcp6_every_shape),
+        cmocka_unit_test(test_v1_tcp6_any_text_inet_pton_reads),
         cmocka_unit_test(test_v1_unknown),
         cmocka_unit_test(test_v1_longer_than_107_bytes),
         cmocka_unit_test(test_v1_bad_addresses),
