@@ -205,12 +205,15 @@ def test_include_dir_takes_effect(broker_factory, tmp_path):
 def test_user_switch(broker_factory):
     """Started as root with `user nobody`: the broker runs as nobody once it listens."""
     b = broker_factory(config="user nobody")
-    with open(f"/proc/{b.proc.pid}/status") as f:
-        status = f.read()
-    uid_line = [line for line in status.splitlines() if line.startswith("Uid:")][0]
-    assert uid_line.split()[1:] == ["65534"] * 4, uid_line
-    gid_line = [line for line in status.splitlines() if line.startswith("Gid:")][0]
-    assert gid_line.split()[1:] == ["65534"] * 4, gid_line
+
+    def ids(kind):
+        with open(f"/proc/{b.proc.pid}/status") as f:
+            line = [x for x in f.read().splitlines() if x.startswith(kind + ":")][0]
+        return line.split()[1:]
+
+    # it listens (what the fixture waits for) before it switches
+    wait_for(lambda: ids("Uid") == ["65534"] * 4, what="uid nobody")
+    assert ids("Gid") == ["65534"] * 4
     assert try_connect(b, "as-nobody") is not None
 
 
