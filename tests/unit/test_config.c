@@ -404,8 +404,8 @@ static void test_persistence(void **state)
     config_t c;
     load_ok("persistence false\n", &c);
     assert_false(c.persistence);
-    load_err("\npersistence true\n", 2, "option 'persistence': persistence true is not supported yet",
-             NULL);
+    load_err("\npersistence true\n", 2,
+             "option 'persistence': persistence true is not supported yet", NULL);
     load_err("persistence 1\n", 1, "persistence true is not supported yet", NULL);
 }
 
@@ -549,8 +549,8 @@ static void test_socket_domain_interface_protocol(void **state)
     assert_int_equal(c.listeners[2].socket_domain, 0);
     load_err("listener 1883\nsocket_domain ipv5\n", 2, "'socket_domain'", "'ipv5'",
              "not ipv4 or ipv6", NULL);
-    load_err("listener 1883\nprotocol http\n", 2, "'protocol'", "'http'",
-             "not mqtt or websockets", NULL);
+    load_err("listener 1883\nprotocol http\n", 2, "'protocol'", "'http'", "not mqtt or websockets",
+             NULL);
     load_err("listener 1883\nprotocol\n", 2, "'protocol'", "needs a value", NULL);
     load_err("listener 1883\nprotocol mqtt websockets\n", 2, "'protocol'",
              "extra value 'websockets'", NULL);
@@ -585,8 +585,7 @@ static void test_enable_proxy_protocol(void **state)
 {
     (void)state;
     config_t c;
-    load_ok("listener 1883\nenable_proxy_protocol 1\nlistener 1884\nenable_proxy_protocol 2\n",
-            &c);
+    load_ok("listener 1883\nenable_proxy_protocol 1\nlistener 1884\nenable_proxy_protocol 2\n", &c);
     assert_int_equal(c.listeners[0].proxy_protocol, 1);
     assert_int_equal(c.listeners[1].proxy_protocol, 2);
     load_err("listener 1883\nenable_proxy_protocol 0\n", 2, "'enable_proxy_protocol'", "'0'",
@@ -693,9 +692,10 @@ static void test_tls_errors(void **state)
              "listener 8883: certfile is set but keyfile is not", NULL);
     load_err(fmt("listener 8883 127.0.0.1\nkeyfile %s\n", f_key), 1,
              "listener 8883 127.0.0.1: keyfile is set but certfile is not", NULL);
-    load_err(fmt("listener 1883\nlistener 8883\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
-                 f_cert, f_key),
-             2, "listener 8883: require_certificate needs cafile or capath", NULL);
+    load_err(
+        fmt("listener 1883\nlistener 8883\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
+            f_cert, f_key),
+        2, "listener 8883: require_certificate needs cafile or capath", NULL);
     load_err(fmt("listener 1883\ncafile %s\n", f_ca), 1,
              "listener 1883: 'cafile' is a TLS option but the listener has no certfile", NULL);
     load_err(fmt("listener 1883\ncrlfile %s\n", f_crl), 1, "'crlfile' is a TLS option", NULL);
@@ -703,8 +703,8 @@ static void test_tls_errors(void **state)
     load_err("listener 1883\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n", 1,
              "'ciphers_tls1.3' is a TLS option", NULL);
     load_err("listener 1883\ntls_version tlsv1.3\n", 1, "'tls_version' is a TLS option", NULL);
-    load_err("listener 1883\nrequire_certificate true\n", 1, "'require_certificate' is a TLS option",
-             NULL);
+    load_err("listener 1883\nrequire_certificate true\n", 1,
+             "'require_certificate' is a TLS option", NULL);
     load_err("listener 1883\nuse_identity_as_username true\n", 1,
              "'use_identity_as_username' is a TLS option", NULL);
     load_err(fmt("listener 8883\ncertfile %s\nkeyfile %s\ncafile %s\n"
@@ -723,8 +723,8 @@ static void test_files_must_exist(void **state)
 {
     (void)state;
     make_files();
-    static const char *const file_opts[] = {"certfile", "keyfile", "cafile", "crlfile",
-                                            "password_file", "acl_file"};
+    static const char *const file_opts[] = {"certfile", "keyfile",       "cafile",
+                                            "crlfile",  "password_file", "acl_file"};
     char missing[300];
     snprintf(missing, sizeof(missing), "%s/no-such-file", tmpdir);
     for (size_t i = 0; i < sizeof(file_opts) / sizeof(file_opts[0]); i++) {
@@ -774,8 +774,8 @@ static void test_websockets_options(void **state)
     /* at most CONFIG_MAX_ORIGINS / CONFIG_MAX_TRUSTED */
     char text[2048] = "listener 9001\nprotocol websockets\n";
     for (int i = 0; i < CONFIG_MAX_ORIGINS; i++)
-        snprintf(text + strlen(text), sizeof(text) - strlen(text),
-                 "websockets_origin http://h%d\n", i);
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "websockets_origin http://h%d\n",
+                 i);
     load_ok(text, &c);
     assert_int_equal(c.listeners[0].norigins, CONFIG_MAX_ORIGINS);
     strcat(text, "websockets_origin http://one-too-many\n");
@@ -830,8 +830,8 @@ static void test_default_listener_options(void **state)
     load_err("threads 1\nwebsockets_origin http://a\nlistener 1884\n", 2,
              "listener 1883: websockets_origin needs 'protocol websockets'", NULL);
     /* Mosquitto would try to listen twice on 1883; Midge says why */
-    load_err("threads 1\nprotocol websockets\nlistener 1883\n", 2,
-             "default listener (port 1883", "move it below a listener line", NULL);
+    load_err("threads 1\nprotocol websockets\nlistener 1883\n", 2, "default listener (port 1883",
+             "move it below a listener line", NULL);
 }
 
 /* ---- security options ---- */
@@ -1074,8 +1074,8 @@ static void test_include_dir(void **state)
     snprintf(prefix, sizeof(prefix), "%s:1: option 'include_dir': only the main", path);
     if (strncmp(err, prefix, strlen(prefix)) != 0)
         fail_msg("error \"%s\" does not start with \"%s\"", err, prefix);
-    load_err(fmt("\ninclude_dir %s/none\n", tmpdir), 2, "'include_dir'",
-             "cannot open directory", "No such file or directory", NULL);
+    load_err(fmt("\ninclude_dir %s/none\n", tmpdir), 2, "'include_dir'", "cannot open directory",
+             "No such file or directory", NULL);
     /* an empty directory is fine */
     snprintf(path, sizeof(path), "%s/empty.d", tmpdir);
     assert_int_equal(mkdir(path, 0755), 0);
