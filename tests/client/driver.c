@@ -627,7 +627,7 @@ static int64_t ct_now(void *ctx)
 static int sc_transport(void)
 {
     counting_t t = {.tcp = midge_transport_tcp()};
-    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
     midge_options_t o;
     midge_options_init(&o);
     o.host = host;
@@ -661,7 +661,7 @@ static int sc_alias_out(void)
     long sent[2];
     for (int on = 0; on < 2; on++) {
         counting_t t = {.tcp = midge_transport_tcp()};
-        midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+        midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
         midge_options_t o;
         midge_options_init(&o);
         o.host = host;
@@ -692,7 +692,7 @@ static int sc_alias_out(void)
 static int sc_backoff(int attempts)
 {
     counting_t t = {.tcp = midge_transport_tcp(), .refuse = true};
-    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
     midge_options_t o;
     midge_options_init(&o);
     o.host = host;
