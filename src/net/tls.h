@@ -23,6 +23,8 @@ typedef struct tls_opts {
     const char *ciphers13;   /* TLS 1.3 ciphersuites; NULL: OpenSSL's */
     const char *tls_version; /* "tlsv1.3", "tlsv1.2" (Mosquitto's names): the minimum;
                               * NULL: 1.2 and 1.3, 1.3 preferred */
+    const char *max_version; /* the maximum, same names; NULL: none. Not a Mosquitto
+                              * option: the tests use it to play a TLS 1.2-only peer */
     bool require_certificate; /* server: a client certificate signed by cafile/capath is
                                * mandatory (without it one is asked for but optional) */
     bool insecure;           /* client: do not check the server's host name */
@@ -43,5 +45,7 @@ void tls_ctx_unref(tls_ctx_t *c);
  * and l->subject. Handshake failures give input() -1 with l->error like
  * "TLS handshake: certificate verify failed (certificate has expired)". */
 xlayer_t *tls_layer_new(tls_ctx_t *c, const char *server_name);
+/* The protocol a layer's handshake settled on, "TLSv1.3" or "TLSv1.2"; NULL before. */
+const char *tls_layer_version(const xlayer_t *l);
 
 #endif
