@@ -178,7 +178,9 @@ static int handshake(xt_conn_t *c, int64_t deadline)
         if (r < 0 && errno != EINTR)
             return -1;
         if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && read_some(c) < 0) {
-            if (c->eof && !t->error[0])
+            /* A broker that does not speak the layer's protocol on this port usually just
+             * closes: say which step it refused. */
+            if ((c->eof || errno == ECONNRESET) && !t->error[0])
                 xt_error(t, "the broker closed the connection during the %s",
                          handshake_name(t));
             if (c->eof)
