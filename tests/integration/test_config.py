@@ -253,9 +253,10 @@ def test_unix_socket_listener(tmp_path):
 
 
 def test_socket_domain_ipv6(broker_factory):
-    """listener PORT localhost + socket_domain ipv6: ::1 answers, 127.0.0.1 does not."""
+    """socket_domain ipv6: ::1 answers, 127.0.0.1 does not. (The address is ::1 rather than
+    localhost: not every machine's /etc/hosts gives localhost an IPv6 address.)"""
     port = free_port()
-    b = broker_factory(config=f"listener {port} localhost\nsocket_domain ipv6\n"
+    b = broker_factory(config=f"listener {port} ::1\nsocket_domain ipv6\n"
                               "allow_anonymous true")
     wait_for(lambda: try_connect(at("::1", port), "v6") is not None, what="the ::1 listener")
     with pytest.raises(OSError):
