@@ -70,6 +70,43 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
+/* Logging as the configuration says: Mosquitto's log types onto the log's levels (-v is
+ * `log_type all`), destinations, timestamps, the log file. */
+static int apply_logging(const config_t *cfg)
+{
+    unsigned types = cfg->verbose ? CONFIG_LOG_ALL : cfg->log_types;
+    unsigned mask = ((types & CONFIG_LOG_ERROR) ? 1u << LOG_ERR : 0) |
+                    ((types & CONFIG_LOG_WARNING) ? 1u << LOG_WARN : 0) |
+                    ((types & CONFIG_LOG_NOTICE) ? 1u << LOG_NOTICE : 0) |
+                    ((types & (CONFIG_LOG_INFORMATION | CONFIG_LOG_SUBSCRIBE |
+                               CONFIG_LOG_UNSUBSCRIBE)) ? 1u << LOG_INFO : 0) |
+                    ((types & CONFIG_LOG_DEBUG) ? 1u << LOG_DEBUG : 0);
+    log_configure(mask, cfg->log_dest & CONFIG_LOG_DEST_STDOUT,
+                  cfg->log_dest & CONFIG_LOG_DEST_STDERR, cfg->log_timestamp);
+    if (log_set_file((cfg->log_dest & CONFIG_LOG_DEST_FILE) ? cfg->log_file : NULL) < 0) {
+        fprintf(stderr, "midge: log_dest file %s: cannot open: %s\n", cfg->log_file,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: what can change without restarting. Certificates, password and ACL files are
+ * read again from the same paths; logging follows the file as it is now (a file that no
+ * longer parses keeps the old logging, and says why). The log file is reopened, for
+ * rotation. */
+static void reload(broker_t *b, int argc, char **argv)
+{
+    static config_t fresh;
+    char err[512];
+    config_init(&fresh);
+    if (config_parse_args(&fresh, argc, argv, err, sizeof(err)) < 0)
+        log_msg(LOG_ERR, "SIGHUP: %s; logging unchanged", err);
+    else
+        apply_logging(&fresh);
+    listeners_reload(b);
+}
+
 int main(int argc, char **argv)
 {
     static config_t cfg;
@@ -84,24 +121,18 @@ int main(int argc, char **argv)
         return 1;
     }
     if (cfg.test_config) {
+        /* Certificates, keys, password and ACL files are loaded too: a file that parses
+         * but names a broken certificate is not OK. */
+        log_configure(1u << LOG_ERR, false, true, false);
+        if (listeners_check(&cfg) < 0) {
+            fprintf(stderr, "%s: configuration has errors (see above)\n", cfg.config_file);
+            return 1;
+        }
         printf("%s: configuration OK\n", cfg.config_file);
         return 0;
     }
-    /* Mosquitto's log types onto the log's levels; -v is `log_type all`. */
-    unsigned types = cfg.verbose ? CONFIG_LOG_ALL : cfg.log_types;
-    unsigned mask = ((types & CONFIG_LOG_ERROR) ? 1u << LOG_ERR : 0) |
-                    ((types & CONFIG_LOG_WARNING) ? 1u << LOG_WARN : 0) |
-                    ((types & CONFIG_LOG_NOTICE) ? 1u << LOG_NOTICE : 0) |
-                    ((types & (CONFIG_LOG_INFORMATION | CONFIG_LOG_SUBSCRIBE |
-                               CONFIG_LOG_UNSUBSCRIBE)) ? 1u << LOG_INFO : 0) |
-                    ((types & CONFIG_LOG_DEBUG) ? 1u << LOG_DEBUG : 0);
-    log_configure(mask, cfg.log_dest & CONFIG_LOG_DEST_STDOUT,
-                  cfg.log_dest & CONFIG_LOG_DEST_STDERR, cfg.log_timestamp);
-    if ((cfg.log_dest & CONFIG_LOG_DEST_FILE) && log_set_file(cfg.log_file) < 0) {
-        fprintf(stderr, "midge: log_dest file %s: cannot open: %s\n", cfg.log_file,
-                strerror(errno));
+    if (apply_logging(&cfg) < 0)
         return 1;
-    }
     char pid_path[CONFIG_PATH_MAX + 512] = "";
     if (cfg.pid_file[0] && absolute_path(cfg.pid_file, pid_path, sizeof(pid_path)) < 0) {
         fprintf(stderr, "midge: pid_file %s: path too long\n", cfg.pid_file);
@@ -144,7 +175,7 @@ int main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             log_msg(LOG_NOTICE, "SIGHUP: reloading certificates, password and ACL files");
-            listeners_reload(&broker);
+            reload(&broker, argc, argv);
             continue;
         }
         log_msg(LOG_NOTICE, "midge version %s terminating (signal %d)", MIDGE_VERSION, sig);
