@@ -272,11 +272,11 @@ static int list_decide(const acl_list_t *l, const char *s, size_t sn, const acl_
 }
 
 /* A client id or username with a wildcard character would turn a pattern into a broader
- * filter in Mosquitto before 1.4.12 (CVE-2017-7650); Mosquitto now refuses such clients
- * every pattern, and so does Midge. */
-static bool usable_in_pattern(const char *s)
+ * filter in Mosquitto before 1.4.12 (CVE-2017-7650); Mosquitto now applies no pattern at
+ * all to such a client (whichever of %c and %u the pattern uses), and neither does Midge. */
+static bool has_wildcard(const char *s)
 {
-    return s && !strpbrk(s, "+#");
+    return s && strpbrk(s, "+#");
 }
 
 /* May this client do this? (see auth.h). Deny lines of the client's section and of the
@@ -301,18 +301,20 @@ bool auth_acl_check(const auth_t *a, const char *username, const char *client_id
         section = u ? &u->rules : NULL;
     }
     acl_subst_t v = {0};
-    if (usable_in_pattern(client_id)) {
+    if (client_id) {
         v.cid = client_id;
         v.cid_len = strlen(client_id);
     }
-    if (usable_in_pattern(username)) {
+    if (username) {
         v.user = username;
         v.user_len = strlen(username);
     }
     int own = list_decide(section, topic, topic_len, &v);
     if (own < 0)
         return false;
-    int pat = list_decide(&a->patterns, topic, topic_len, &v);
+    int pat = 0;
+    if (!has_wildcard(client_id) && !has_wildcard(username))
+        pat = list_decide(&a->patterns, topic, topic_len, &v);
     if (pat < 0)
         return false;
     return (((unsigned)own | (unsigned)pat) & need) == need;

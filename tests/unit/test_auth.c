@@ -362,12 +362,13 @@ static void test_acl_patterns(void **state)
         /* %u inside a level */
         {"carol", "c1", "mixed/xcarol", R, true},
         {"carol", "c1", "mixed/carol", R, false},
-        /* a client id or username with a wildcard gets no pattern (CVE-2017-7650) */
+        /* a client id or username with a wildcard gets no pattern at all (CVE-2017-7650) */
         {"carol", "+", "p/x/out", W, false},
         {"carol", "#", "p/x/out", W, false},
         {"ca+rol", "c1", "p/x/in", R, false},
         {"#", "c1", "p/x/in", R, false},
-        {"#", "c1", "p/c1/out", W, true},
+        {"#", "c1", "p/c1/out", W, false},
+        {"carol", "c+", "p/carol/in", R, false},
         /* a deny pattern */
         {"carol", "c1", "p/x/out/c1", W, false},
         {"bob", "c1", "p/x/out/c1", W, false},
