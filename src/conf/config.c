@@ -62,19 +62,19 @@ void config_init(config_t *cfg)
  * -p listeners only exist once the whole file is read. */
 typedef struct loader {
     config_t *cfg;
-    config_listener_t deflt;                  /* the default listener's options */
-    bool deflt_used;                          /* a listener option was given for it */
-    bool deflt_anon_set;                      /* allow_anonymous given for it */
-    char deflt_file[CONFIG_PATH_MAX];         /* where its first option was given */
+    config_listener_t deflt;          /* the default listener's options */
+    bool deflt_used;                  /* a listener option was given for it */
+    bool deflt_anon_set;              /* allow_anonymous given for it */
+    char deflt_file[CONFIG_PATH_MAX]; /* where its first option was given */
     int deflt_line;
-    bool from_line[CONFIG_MAX_LISTENERS];     /* listener i comes from a `listener` line */
-    bool anon_set[CONFIG_MAX_LISTENERS];      /* allow_anonymous given in its section */
+    bool from_line[CONFIG_MAX_LISTENERS]; /* listener i comes from a `listener` line */
+    bool anon_set[CONFIG_MAX_LISTENERS];  /* allow_anonymous given in its section */
     char where_file[CONFIG_MAX_LISTENERS][CONFIG_PATH_MAX]; /* its `listener` line */
     int where_line[CONFIG_MAX_LISTENERS];
-    bool global_anon_set;                     /* allow_anonymous given anywhere */
-    bool global_anon;                         /* the last such value */
-    bool file_listeners;                      /* listener, port or bind_address seen */
-    bool log_types_seen;                      /* the first log_type line replaces the default */
+    bool global_anon_set; /* allow_anonymous given anywhere */
+    bool global_anon;     /* the last such value */
+    bool file_listeners;  /* listener, port or bind_address seen */
+    bool log_types_seen;  /* the first log_type line replaces the default */
     bool log_dest_seen;
 } loader_t;
 
@@ -173,8 +173,7 @@ static int copy_address(parse_ctx_t *ctx, const char *opt, const char *addr, cha
     return 0;
 }
 
-static int copy_string(parse_ctx_t *ctx, const char *opt, const char *val, char *dst,
-                       size_t dstlen)
+static int copy_string(parse_ctx_t *ctx, const char *opt, const char *val, char *dst, size_t dstlen)
 {
     size_t n = strlen(val);
     if (n >= dstlen)
@@ -202,9 +201,9 @@ static int add_listener(config_t *cfg, parse_ctx_t *ctx, const char *opt, uint16
 {
     for (int i = 0; i < cfg->listener_count; i++) {
         const config_listener_t *o = &cfg->listeners[i];
-        bool same = unix_path[0] ? strcmp(o->unix_path, unix_path) == 0
-                                 : o->port == port && !o->unix_path[0] &&
-                                       strcmp(o->bind_address, addr) == 0;
+        bool same = unix_path[0]
+                        ? strcmp(o->unix_path, unix_path) == 0
+                        : o->port == port && !o->unix_path[0] && strcmp(o->bind_address, addr) == 0;
         if (same) {
             if (unix_path[0])
                 return fail(ctx, "option '%s': listener 0 %s is defined twice", opt, unix_path);
@@ -367,9 +366,11 @@ static const bool_option_t listener_bools[] = {
 /* Options that take one word, or the rest of the line (paths may hold spaces, as in
  * Mosquitto, whose string options take the rest of the line). */
 static const char *const rest_of_line_options[] = {
-    "bind_interface", "cafile", "capath", "certfile", "keyfile", "crlfile", "ciphers",
-    "ciphers_tls1.3", "http_dir", "password_file", "acl_file", "persistence_location",
-    "persistence_file", "include_dir", "pid_file", "accept_protocol_versions", "websockets_origin",
+    "bind_interface",    "cafile",        "capath",   "certfile",
+    "keyfile",           "crlfile",       "ciphers",  "ciphers_tls1.3",
+    "http_dir",          "password_file", "acl_file", "persistence_location",
+    "persistence_file",  "include_dir",   "pid_file", "accept_protocol_versions",
+    "websockets_origin",
 };
 
 static bool is_rest_of_line(const char *opt)
@@ -427,7 +428,8 @@ static int parse_versions(parse_ctx_t *ctx, const char *opt, const char *val, un
         while (*p == ' ' || *p == '\t')
             p++;
         if (n != 1 || start[0] < '3' || start[0] > '5')
-            return fail(ctx, "option '%s': '%s': each version must be 3, 4 or 5, separated by commas",
+            return fail(ctx,
+                        "option '%s': '%s': each version must be 3, 4 or 5, separated by commas",
                         opt, val);
         bits |= 1u << (start[0] - '0');
         if (*p == '\0')
@@ -585,8 +587,9 @@ static int apply_listener_line(parse_ctx_t *ctx, char **w, int nw)
     if (port == 0 && !addr[0])
         return fail(ctx, "option 'listener': port 0 needs a unix socket path (listener 0 PATH)");
     if (port == 0 && strlen(addr) >= sizeof(cfg->listeners[0].unix_path))
-        return fail(ctx, "option 'listener': unix socket path '%s' is too long (at most %zu "
-                         "characters)",
+        return fail(ctx,
+                    "option 'listener': unix socket path '%s' is too long (at most %zu "
+                    "characters)",
                     addr, sizeof(cfg->listeners[0].unix_path) - 1);
     if (add_listener(cfg, ctx, "listener", (uint16_t)port, port ? addr : "", port ? "" : addr) < 0)
         return -1;
@@ -624,14 +627,15 @@ static int apply_log_dest(parse_ctx_t *ctx, char **w, int nw, const char *rest)
         dest = CONFIG_LOG_DEST_STDERR;
     } else if (strcmp(val, "none") == 0) {
         dest = 0;
-    } else if (strcmp(val, "syslog") == 0 || strcmp(val, "topic") == 0 ||
-               strcmp(val, "dlt") == 0) {
-        return fail(ctx, "option 'log_dest': '%s' is not supported by Midge (stdout, stderr, "
-                         "file PATH or none)",
+    } else if (strcmp(val, "syslog") == 0 || strcmp(val, "topic") == 0 || strcmp(val, "dlt") == 0) {
+        return fail(ctx,
+                    "option 'log_dest': '%s' is not supported by Midge (stdout, stderr, "
+                    "file PATH or none)",
                     val);
     } else {
-        return fail(ctx, "option 'log_dest': unknown destination '%s' (stdout, stderr, file PATH "
-                         "or none)",
+        return fail(ctx,
+                    "option 'log_dest': unknown destination '%s' (stdout, stderr, file PATH "
+                    "or none)",
                     val);
     }
     if (!ld->log_dest_seen || dest == 0)
@@ -924,15 +928,15 @@ static int check_listener(parse_ctx_t *ctx, const config_listener_t *l)
         for (size_t i = 0; i < sizeof(listener_strings) / sizeof(listener_strings[0]); i++) {
             const str_option_t *o = &listener_strings[i];
             if (o->tls && ((const char *)l + o->offset)[0])
-                return fail(ctx, "%s: '%s' is a TLS option but the listener has no certfile",
-                            name, o->name);
+                return fail(ctx, "%s: '%s' is a TLS option but the listener has no certfile", name,
+                            o->name);
         }
         for (size_t i = 0; i < sizeof(listener_bools) / sizeof(listener_bools[0]); i++) {
             bool b;
             memcpy(&b, (const char *)l + listener_bools[i].offset, sizeof(b));
             if (b)
-                return fail(ctx, "%s: '%s' is a TLS option but the listener has no certfile",
-                            name, listener_bools[i].name);
+                return fail(ctx, "%s: '%s' is a TLS option but the listener has no certfile", name,
+                            listener_bools[i].name);
         }
         if (l->tls_version[0])
             return fail(ctx, "%s: 'tls_version' is a TLS option but the listener has no certfile",
@@ -1124,8 +1128,7 @@ int config_parse_args(config_t *cfg, int argc, char **argv, char *err, size_t er
         if (!dup && add_listener(cfg, &ctx, "-p", ports[i], "127.0.0.1", "") < 0)
             goto out;
     }
-    if (cfg->listener_count == 0 &&
-        add_listener(cfg, &ctx, "default", 1883, "127.0.0.1", "") < 0)
+    if (cfg->listener_count == 0 && add_listener(cfg, &ctx, "default", 1883, "127.0.0.1", "") < 0)
         goto out;
     rc = loader_finish(ld, true, err, errlen);
 out:

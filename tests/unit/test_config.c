@@ -404,8 +404,8 @@ static void test_persistence(void **state)
     config_t c;
     load_ok("persistence false\n", &c);
     assert_false(c.persistence);
-    load_err("\npersistence true\n", 2, "option 'persistence': persistence true is not supported yet",
-             NULL);
+    load_err("\npersistence true\n", 2,
+             "option 'persistence': persistence true is not supported yet", NULL);
     load_err("persistence 1\n", 1, "persistence true is not supported yet", NULL);
 }
 
@@ -549,8 +549,8 @@ static void test_socket_domain_interface_protocol(void **state)
     assert_int_equal(c.listeners[2].socket_domain, 0);
     load_err("listener 1883\nsocket_domain ipv5\n", 2, "'socket_domain'", "'ipv5'",
              "not ipv4 or ipv6", NULL);
-    load_err("listener 1883\nprotocol http\n", 2, "'protocol'", "'http'",
-             "not mqtt or websockets", NULL);
+    load_err("listener 1883\nprotocol http\n", 2, "'protocol'", "'http'", "not mqtt or websockets",
+             NULL);
     load_err("listener 1883\nprotocol\n", 2, "'protocol'", "needs a value", NULL);
     load_err("listener 1883\nprotocol mqtt websockets\n", 2, "'protocol'",
              "extra value 'websockets'", NULL);
@@ -585,8 +585,7 @@ static void test_enable_proxy_protocol(void **state)
 {
     (void)state;
     config_t c;
-    load_ok("listener 1883\nenable_proxy_protocol 1\nlistener 1884\nenable_proxy_protocol 2\n",
-            &c);
+    load_ok("listener 1883\nenable_proxy_protocol 1\nlistener 1884\nenable_proxy_protocol 2\n", &c);
     assert_int_equal(c.listeners[0].proxy_protocol, 1);
     assert_int_equal(c.listeners[1].proxy_protocol, 2);
     load_err("listener 1883\nenable_proxy_protocol 0\n", 2, "'enable_proxy_protocol'", "'0'",
@@ -693,9 +692,10 @@ static void test_tls_errors(void **state)
              "listener 8883: certfile is set but keyfile is not", NULL);
     load_err(fmt("listener 8883 127.0.0.1\nkeyfile %s\n", f_key), 1,
              "listener 8883 127.0.0.1: keyfile is set but certfile is not", NULL);
-    load_err(fmt("listener 1883\nlistener 8883\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
-                 f_cert, f_key),
-             2, "listener 8883: require_certificate needs cafile or capath", NULL);
+    load_err(
+        fmt("listener 1883\nlistener 8883\ncertfile %s\nkeyfile %s\nrequire_certificate true\n",
+            f_cert, f_key),
+        2, "listener 8883: require_certificate needs cafile or capath", NULL);
     load_err(fmt("listener 1883\ncafile %s\n", f_ca), 1,
              "listener 1883: 'cafile' is a TLS option but the listener has no certfile", NULL);
     load_err(fmt("listener 1883\ncrlfile %s\n", f_crl), 1, "'crlfile' is a TLS option", NULL);
@@ -703,8 +703,8 @@ static void test_tls_errors(void **state)
     load_err("listener 1883\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n", 1,
              "'ciphers_tls1.3' is a TLS option", NULL);
     load_err("listener 1883\ntls_version tlsv1.3\n", 1, "'tls_version' is a TLS option", NULL);
-    load_err("listener 1883\nrequire_certificate true\n", 1, "'require_certificate' is a TLS option",
-             NULL);
+    load_err("listener 1883\nrequire_certificate true\n", 1,
+             "'require_certificate' is a TLS option", NULL);
     load_err("listener 1883\nuse_identity_as_username true\n", 1,
              "'use_identity_as_username' is a TLS option", NULL);
     load_err(fmt("listener 8883\ncertfile %s\nkeyfile %s\ncafile %s\n"
@@ -723,8 +723,8 @@ static void test_files_must_exist(void **state)
 {
     (void)state;
     make_files();
-    static const char *const file_opts[] = {"certfile", "keyfile", "cafile", "crlfile",
-                                            "password_file", "acl_file"};
+    static const char *const file_opts[] = {"certfile", "keyfile",       "cafile",
+                                            "crlfile",  "password_file", "acl_file"};
     char missing[300];
     snprintf(missing, sizeof(missing), "%s/no-such-file", tmpdir);
     for (size_t i = 0; i < sizeof(file_opts) / sizeof(file_opts[0]); i++) {
@@ -774,8 +774,8 @@ static void test_websockets_options(void **state)
     /* at most CONFIG_MAX_ORIGINS / CONFIG_MAX_TRUSTED */
     char text[2048] = "listener 9001\nprotocol websockets\n";
     for (int i = 0; i < CONFIG_MAX_ORIGINS; i++)
-        snprintf(text + strlen(text), sizeof(text) - strlen(text),
-                 "websockets_origin http://h%d\n", i);
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "websockets_origin http://h%d\n",
+                 i);
     load_ok(text, &c);
     assert_int_equal(c.listeners[0].norigins, CONFIG_MAX_ORIGINS);
     strcat(text, "websockets_origin http://one-too-many\n");
@@ -830,8 +830,8 @@ static void test_default_listener_options(void **state)
     load_err("threads 1\nwebsockets_origin http://a\nlistener 1884\n", 2,
              "listener 1883: websockets_origin needs 'protocol websockets'", NULL);
     /* Mosquitto would try to listen twice on 1883; Midge says why */
-    load_err("threads 1\nprotocol websockets\nlistener 1883\n", 2,
-             "default listener (port 1883", "move it below a listener line", NULL);
+    load_err("threads 1\nprotocol websockets\nlistener 1883\n", 2, "default listener (port 1883",
+             "move it below a listener line", NULL);
 }
 
 /* ---- security options ---- */
@@ -944,6 +944,159 @@ static void test_security_per_listener(void **state)
     assert_string_equal(c.listeners[1].password_file, f_pw);
     load_err("per_listener_settings sometimes\n", 1, "'per_listener_settings'", "not a boolean",
              NULL);
+}
+
+/* ---- global options of issue 5 ---- */
+
+static void test_persistence_options(void **state)
+{
+    (void)state;
+    config_t c;
+    config_init(&c);
+    assert_string_equal(c.persistence_location, "");
+    assert_string_equal(c.persistence_file, "midge.db");
+    assert_int_equal(c.autosave_interval, 1800);
+    load_ok("persistence false\npersistence_location /var/lib/midge/\n"
+            "persistence_file broker state.db\nautosave_interval 60\n",
+            &c);
+    assert_false(c.persistence);
+    assert_string_equal(c.persistence_location, "/var/lib/midge/");
+    assert_string_equal(c.persistence_file, "broker state.db");
+    assert_int_equal(c.autosave_interval, 60);
+    load_err("autosave_interval soon\n", 1, "'autosave_interval'", "not a number", NULL);
+    load_err("persistence_file\n", 1, "'persistence_file'", "needs a value", NULL);
+    char text[400];
+    snprintf(text, sizeof(text), "persistence_file %0256d\n", 1);
+    load_err(text, 1, "'persistence_file'", "too long (at most 255 characters)", NULL);
+}
+
+static void test_pid_file_and_user(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("pid_file /run/midge.pid\nuser midge\n", &c);
+    assert_string_equal(c.pid_file, "/run/midge.pid");
+    assert_string_equal(c.user, "midge");
+    load_err("user\n", 1, "'user'", "needs a value", NULL);
+    load_err("user a b\n", 1, "'user'", "extra value 'b'", NULL);
+    char text[200];
+    snprintf(text, sizeof(text), "user %064d\n", 1);
+    load_err(text, 1, "'user'", "too long (at most 63 characters)", NULL);
+}
+
+static void test_log_dest_file(void **state)
+{
+    (void)state;
+    config_t c;
+    load_ok("log_dest file /var/log/midge/midge.log\n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_FILE);
+    assert_string_equal(c.log_file, "/var/log/midge/midge.log");
+    load_ok("log_dest stdout\nlog_dest file  /tmp/my log.txt \n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDOUT | CONFIG_LOG_DEST_FILE);
+    assert_string_equal(c.log_file, "/tmp/my log.txt");
+    /* none clears, later lines add again */
+    load_ok("log_dest none\n", &c);
+    assert_int_equal(c.log_dest, 0);
+    load_ok("log_dest stdout\nlog_dest none\nlog_dest stderr\n", &c);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDERR);
+    load_err("log_dest file\n", 1, "'log_dest'", "'file' needs a path", NULL);
+    static const char *const refused[] = {"syslog", "topic", "dlt"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char msg[100];
+        snprintf(msg, sizeof(msg), "option 'log_dest': '%s' is not supported by Midge", refused[i]);
+        load_err(fmt("\nlog_dest %s\n", refused[i]), 2, msg, NULL);
+    }
+    load_err("log_dest printer\n", 1, "'log_dest'", "unknown destination 'printer'", NULL);
+}
+
+static void test_include_dir(void **state)
+{
+    (void)state;
+    char dir[300], path[400];
+    snprintf(dir, sizeof(dir), "%s/conf.d", tmpdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    /* Sorted by strcmp: capitals first ("B" < "a"); the last value wins, so the order
+     * shows in threads; other files are skipped. */
+    static const struct {
+        const char *name, *text;
+    } files[] = {
+        {"b.conf", "threads 3\nlistener 2003\n"},
+        {"B.conf", "threads 2\nlistener 2002\n"},
+        {"a.conf", "threads 1\nlistener 2001\n"},
+        {"c.conf.disabled", "threads 99\n"},
+        {"notes.txt", "bogus\n"},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i].name);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(files[i].text, f);
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/sub.conf", dir); /* a directory named *.conf */
+    assert_int_equal(mkdir(path, 0755), 0);
+    config_t c;
+    load_ok(fmt("threads 9\ninclude_dir %s\n", dir), &c);
+    assert_int_equal(c.threads, 3);
+    assert_int_equal(c.listener_count, 3);
+    assert_int_equal(c.listeners[0].port, 2002);
+    assert_int_equal(c.listeners[1].port, 2001);
+    assert_int_equal(c.listeners[2].port, 2003);
+    /* options after include_dir still apply, and each file starts at the default listener */
+    load_ok(fmt("listener 1883\ninclude_dir %s\nmax_connections 5\n", dir), &c);
+    assert_int_equal(c.listeners[0].max_connections, 5);
+    assert_int_equal(c.listeners[3].max_connections, 0);
+
+    /* an error in an included file names that file and its line */
+    char bad[300];
+    snprintf(bad, sizeof(bad), "%s/conf.bad", tmpdir);
+    assert_int_equal(mkdir(bad, 0755), 0);
+    snprintf(path, sizeof(path), "%s/x.conf", bad);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("# x\nthreads many\n", f);
+    fclose(f);
+    char main_path[300], err[512], prefix[500];
+    write_conf(fmt("include_dir %s\n", bad), main_path, sizeof(main_path));
+    config_init(&c);
+    assert_int_equal(config_load_file(&c, main_path, err, sizeof(err)), -1);
+    snprintf(prefix, sizeof(prefix), "%s:2: option 'threads'", path);
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error \"%s\" does not start with \"%s\"", err, prefix);
+
+    /* only the main file may include (so no loop), and the directory must exist */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "include_dir %s\n", bad);
+    fclose(f);
+    config_init(&c);
+    assert_int_equal(config_load_file(&c, main_path, err, sizeof(err)), -1);
+    snprintf(prefix, sizeof(prefix), "%s:1: option 'include_dir': only the main", path);
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error \"%s\" does not start with \"%s\"", err, prefix);
+    load_err(fmt("\ninclude_dir %s/none\n", tmpdir), 2, "'include_dir'", "cannot open directory",
+             "No such file or directory", NULL);
+    /* an empty directory is fine */
+    snprintf(path, sizeof(path), "%s/empty.d", tmpdir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    load_ok(fmt("include_dir %s\nthreads 4\n", path), &c);
+    assert_int_equal(c.threads, 4);
+}
+
+static int parse(config_t *c, char *err, size_t errlen, int argc, ...);
+
+static void test_args_test_config(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512], path[300];
+    write_conf("threads 1\n", path, sizeof(path));
+    assert_int_equal(parse(&c, err, sizeof(err), 4, "midge", "--test-config", "-c", path), 0);
+    assert_true(c.test_config);
+    assert_int_equal(parse(&c, err, sizeof(err), 3, "midge", "-c", path), 0);
+    assert_false(c.test_config);
+    assert_int_equal(parse(&c, err, sizeof(err), 2, "midge", "--test-config"), -1);
+    assert_string_equal(err, "option '--test-config' needs a configuration file (-c FILE)");
 }
 
 /* ---- unknown options, line numbers, long lines ---- */
@@ -1170,6 +1323,11 @@ int main(void)
         cmocka_unit_test(test_allow_anonymous_default),
         cmocka_unit_test(test_security_global),
         cmocka_unit_test(test_security_per_listener),
+        cmocka_unit_test(test_persistence_options),
+        cmocka_unit_test(test_pid_file_and_user),
+        cmocka_unit_test(test_log_dest_file),
+        cmocka_unit_test(test_include_dir),
+        cmocka_unit_test(test_args_test_config),
         cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_error_stops_at_first_bad_line),
         cmocka_unit_test(test_long_line),
