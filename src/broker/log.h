@@ -1,5 +1,5 @@
 /* log.h - the broker's log: one line per event, Mosquitto-style ("1732560000: message"),
- * to stderr and/or stdout as log_dest says. Safe to call from any thread. */
+ * to stderr, stdout and/or a file as log_dest says. Safe to call from any thread. */
 #ifndef MIDGE_LOG_H
 #define MIDGE_LOG_H
 
@@ -14,6 +14,11 @@ enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_NOTICE = 2, LOG_INFO = 3, LOG_DE
  * with timestamps. */
 void log_configure(unsigned level_mask, bool to_stdout, bool to_stderr, bool timestamp);
 void log_set_level(enum log_level level); /* every level up to this one */
+/* Also write every line to the file at path (log_dest file), appending, created 0640 when
+ * missing; NULL or "" stops writing to a file. Returns 0, or -1 with errno set when the file
+ * cannot be opened, and then the file in use (if any) stays. Calling it again with the same
+ * path reopens the file (after log rotation) without losing a line of another thread. */
+int log_set_file(const char *path);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

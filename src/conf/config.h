@@ -22,9 +22,15 @@ enum { CONFIG_PROTO_V31 = 1 << 3, CONFIG_PROTO_V311 = 1 << 4, CONFIG_PROTO_V5 = 
        CONFIG_PROTO_ALL = CONFIG_PROTO_V31 | CONFIG_PROTO_V311 | CONFIG_PROTO_V5 };
 
 /* One listener. Options that Mosquitto scopes to a listener apply to the last `listener`
- * line above them. Security options (allow_anonymous, password_file, acl_file) are global
- * unless per_listener_settings is true; either way config_load_file copies the values that
- * apply into every listener, so the broker reads them here only. */
+ * line above them in the same file; above the first one of a file, they are the "default
+ * listener"'s (Mosquitto's rule): the listener of `port`/`bind_address`, the -p ones and the
+ * implicit 127.0.0.1:1883 get them (and if a file has none of these but does have such
+ * options, Mosquitto's default listener on port 1883, all addresses, is created).
+ * Security options (allow_anonymous, password_file, acl_file) are global unless
+ * per_listener_settings is true, wherever per_listener_settings stands; either way loading
+ * copies the values that apply into every listener, so the broker reads them here only.
+ * allow_anonymous defaults to false on every listener when the file defines a listener
+ * (listener, port or bind_address: Mosquitto 2), true otherwise (no file, or -p only). */
 typedef struct config_listener {
     uint16_t port;
     /* "" means the default: 127.0.0.1 when no file defines listeners. config_parse_args
@@ -36,7 +42,7 @@ typedef struct config_listener {
     char bind_interface[32];      /* bind_interface IFNAME (SO_BINDTODEVICE); "" */
     int socket_domain;            /* 0 both, 4 ipv4, 6 ipv6 (socket_domain ipv4|ipv6) */
     bool websockets;              /* protocol websockets (default mqtt) */
-    uint32_t max_connections;     /* per listener; 0: unlimited */
+    uint32_t max_connections;     /* per listener; 0: unlimited (-1 in the file) */
     unsigned accept_versions;     /* CONFIG_PROTO_* bits; default CONFIG_PROTO_ALL */
     int proxy_protocol;           /* enable_proxy_protocol 1|2; 0 off */
     /* TLS: a listener with a certfile is a TLS listener (needs keyfile). */
@@ -85,8 +91,11 @@ typedef struct config {
     config_listener_t listeners[CONFIG_MAX_LISTENERS];
     int listener_count;
     int threads;                  /* 0: one per core */
-    bool allow_anonymous;
-    uint32_t max_connections;     /* 0: unlimited (-1 in the file also means unlimited) */
+    bool allow_anonymous;         /* after loading: the default listener's value (the global
+                                   * one unless per_listener_settings); read the listener's */
+    /* max_connections above any `listener` line (the default listener's, which the -p and
+     * port listeners carry too); 0: unlimited (-1 in the file also means unlimited) */
+    uint32_t max_connections;
     uint32_t max_packet_size;     /* bytes, the largest packet accepted; default 268435460 */
     uint32_t message_size_limit;  /* bytes of PUBLISH payload; 0: no limit beyond packet */
     uint16_t max_inflight_messages; /* per client outbound QoS 1/2 window; default 20 */
@@ -108,7 +117,11 @@ typedef struct config {
     char persistence_file[256];   /* default "midge.db" */
     uint32_t autosave_interval;   /* seconds; default 1800 */
     bool per_listener_settings;   /* security options per listener (see config_listener) */
-    uint32_t global_max_connections; /* over all listeners; 0 unlimited */
+    /* The global password_file and acl_file (per_listener_settings false); after loading,
+     * every listener holds its own copy of what applies to it. "" none. */
+    char password_file[CONFIG_PATH_MAX];
+    char acl_file[CONFIG_PATH_MAX];
+    uint32_t global_max_connections; /* over all listeners; 0 unlimited (-1 in the file) */
     char log_file[CONFIG_PATH_MAX]; /* log_dest file PATH; "" none */
     char pid_file[CONFIG_PATH_MAX]; /* written at start, removed at exit; "" none */
     char user[64];                /* when started as root, switch to this user after the
@@ -123,27 +136,45 @@ typedef struct config {
 
 /* Fill *cfg with the defaults: no listeners yet (config_parse_args adds 127.0.0.1:1883
  * when neither the file nor -p gives one), threads 0, allow_anonymous true (Midge is
- * local-only by default), max_connections 0, max_packet_size 268435460,
- * message_size_limit 0, max_inflight_messages 20, max_queued_messages 1000,
- * max_queued_bytes 0, max_keepalive 65535, sys_interval 10, connect_timeout 10,
- * max_topic_alias 10, receive_maximum 100, the logging defaults above. */
+ * local-only by default; loading a file that defines listeners makes it false),
+ * max_connections 0, max_packet_size 268435460, message_size_limit 0,
+ * max_inflight_messages 20, max_queued_messages 1000, max_queued_bytes 0,
+ * max_keepalive 65535, sys_interval 10, connect_timeout 10, max_topic_alias 10,
+ * receive_maximum 100, the logging defaults above, persistence_file "midge.db",
+ * autosave_interval 1800, global_max_connections 0. */
 void config_init(config_t *cfg);
 
-/* Read a configuration file into *cfg. On error returns -1 with a message of the form
- * "FILE:LINE: what was wrong" in err (naming the option and the value), or
- * "FILE: cannot open: reason". *cfg may be partly updated on error.
+/* Read a configuration file (and the files its include_dir names) into *cfg, then give
+ * every listener what applies to it and check each listener's options fit together. On
+ * error returns -1 with a message of the form "FILE:LINE: what was wrong" in err (naming the
+ * option and the value; FILE may be a file of include_dir), or "FILE: cannot open: reason".
+ * *cfg may be partly updated on error.
  *
- * Options (Mosquitto's names and meaning; the last four are Midge's own, Mosquitto
- * has no equivalent): listener PORT [ADDRESS], port PORT, bind_address ADDRESS,
- * allow_anonymous BOOL, max_connections N (-1 unlimited), max_packet_size N (0: the
- * protocol's limit), message_size_limit N, max_inflight_messages N,
- * max_queued_messages N, max_queued_bytes N, max_keepalive N, sys_interval N,
- * max_topic_alias N, log_type TYPE, log_dest stdout|stderr, log_timestamp BOOL,
- * connection_messages BOOL, persistence false; and threads N (0: one per core),
- * connect_timeout N (seconds), receive_maximum N (1..65535). */
+ * Options, with Mosquitto's names, syntax and meaning (booleans: true/false or 1/0; a path
+ * or other string takes the rest of the line):
+ *  - listeners: listener PORT [ADDRESS], listener 0 UNIX_PATH, port PORT, bind_address
+ *    ADDRESS; per listener: socket_domain ipv4|ipv6, bind_interface IFNAME, protocol
+ *    mqtt|websockets, max_connections N (-1 unlimited), accept_protocol_versions LIST (3, 4,
+ *    5, comma separated), enable_proxy_protocol 1|2, cafile, capath, certfile, keyfile,
+ *    crlfile, ciphers, ciphers_tls1.3, tls_version tlsv1.2|tlsv1.3, require_certificate,
+ *    use_identity_as_username, use_subject_as_username, http_dir, websockets_origin
+ *    (repeatable), websockets_trusted_proxy (Midge's own, repeatable);
+ *  - security: per_listener_settings, allow_anonymous, password_file, acl_file;
+ *  - limits: global_max_connections N, max_packet_size N (0: the protocol's limit),
+ *    message_size_limit N, max_inflight_messages N, max_queued_messages N,
+ *    max_queued_bytes N, max_keepalive N, sys_interval N, max_topic_alias N;
+ *  - logging: log_type TYPE, log_dest stdout|stderr|file PATH|none, log_timestamp,
+ *    connection_messages;
+ *  - process: persistence false, persistence_location DIR, persistence_file NAME,
+ *    autosave_interval N, pid_file PATH, user NAME, include_dir DIR (main file only);
+ *  - Midge's own: threads N (0: one per core), connect_timeout N (seconds),
+ *    receive_maximum N (1..65535).
+ * Files named by certfile, keyfile, cafile, crlfile, password_file, acl_file (and the
+ * directories capath, http_dir) must exist and be readable at load time. */
 int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* Parse the command line (-p PORT, -c FILE, -v, -d, -h, --version). Loads -c's file.
+/* Parse the command line (-p PORT, -c FILE, -v, -d, --test-config, -h, --version). Loads
+ * -c's file (as config_load_file, the -p listeners included).
  * Returns 0 to run, 1 when the program should exit 0 (help or version was printed),
  * -1 on error with the message in err. Listeners: those of the file, plus one on
  * 127.0.0.1:PORT for a -p; with neither, one on 127.0.0.1:1883. */
