@@ -6,6 +6,7 @@ The listener options need the broker side of issue 5's listeners (the lead's int
 parsing itself is covered by tests/unit/test_config.c.
 """
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -147,6 +148,27 @@ def test_pid_file_relative_path(tmp_path):
     assert pid_path.read_text() == f"{b.proc.pid}\n"
     assert b.stop() == 0
     assert not pid_path.exists()
+
+
+def test_pid_file_daemon(tmp_path):
+    """-d: the pid_file holds the daemon's pid (written after the fork, as an absolute path
+    since the daemon moves to /), and it is removed when the daemon stops."""
+    port = free_port()
+    pid_path = tmp_path / "d.pid"
+    conf = write(tmp_path / "d.conf", "pid_file d.pid\n")
+    r = subprocess.run([MIDGE_BIN, "-c", str(conf), "-p", str(port), "-d"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    wait_for(pid_path.exists, what="the pid file")
+    pid = int(pid_path.read_text())
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0] == MIDGE_BIN.encode()
+        assert try_connect(at("127.0.0.1", port), "to-daemon") is not None
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_path.exists(), what="the pid file to go")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
 
 
 def test_log_dest_file(tmp_path):
