@@ -143,7 +143,8 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_msg(LOG_NOTICE, "SIGHUP: nothing to reload yet");
+            log_msg(LOG_NOTICE, "SIGHUP: reloading certificates, password and ACL files");
+            listeners_reload(&broker);
             continue;
         }
         log_msg(LOG_NOTICE, "midge version %s terminating (signal %d)", MIDGE_VERSION, sig);

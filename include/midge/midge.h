@@ -240,11 +240,13 @@ MIDGE_API int midge_client_read(midge_client_t *c);
 /* Write queued output. */
 MIDGE_API int midge_client_write(midge_client_t *c);
 
-/* Timers: keepalive PINGREQ, ping timeout, connect timeout, reconnect. Call at least every
- * midge_client_next_timeout_ms() milliseconds. */
+/* Timers: keepalive PINGREQ, ping timeout, connect timeout, reconnect; also reads input a
+ * TLS or WebSocket transport has already decoded (see transport.h, pending). Call at least
+ * every midge_client_next_timeout_ms() milliseconds. */
 MIDGE_API int midge_client_misc(midge_client_t *c);
 
-/* Milliseconds until midge_client_misc next has something to do (-1: nothing planned). */
+/* Milliseconds until midge_client_misc next has something to do (-1: nothing planned; 0
+ * while decoded input waits in the transport). */
 MIDGE_API int midge_client_next_timeout_ms(midge_client_t *c);
 
 /* All of the above once: wait up to timeout_ms for the socket (poll), then read, write

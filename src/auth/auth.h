@@ -25,6 +25,12 @@ typedef struct auth auth_t;
  * topic lines before any "user" line apply to anonymous clients; patterns apply to
  * everyone; '#' comments. */
 auth_t *auth_load(const char *password_file, const char *acl_file, char *err, size_t errlen);
+/* The same from text in memory (for the fuzzer and the unit tests): pw_text NULL means no
+ * password file, acl_text NULL no ACL file; pw_name and acl_name stand for the file names
+ * in errors. The text may contain any bytes (a NUL byte is an error). */
+auth_t *auth_load_mem(const char *pw_name, const char *pw_text, size_t pw_len,
+                      const char *acl_name, const char *acl_text, size_t acl_len, char *err,
+                      size_t errlen);
 void auth_free(auth_t *a);
 
 bool auth_has_passwords(const auth_t *a);
@@ -53,5 +59,8 @@ bool auth_acl_check(const auth_t *a, const char *username, const char *client_id
  * "$7$ITERATIONS$SALT$HASH" (NUL-terminated) into out. 0, or -1 (out too small or no
  * randomness). */
 int auth_hash_password(const char *password, int iterations, char *out, size_t outlen);
+/* The older "$6$SALT$HASH" format (salted SHA-512, Mosquitto 1.6 and earlier), for
+ * midge-passwd -H sha512. Same results as auth_hash_password. */
+int auth_hash_password_sha512(const char *password, char *out, size_t outlen);
 
 #endif

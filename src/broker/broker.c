@@ -157,49 +157,6 @@ size_t broker_route(worker_t *from, message_t *msg, session_t *publisher)
     return n;
 }
 
-/* ---- listeners -------------------------------------------------------------------- */
-
-static int listen_on(broker_t *b, const char *host, uint16_t port)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        log_msg(LOG_ERR, "Error: cannot resolve listener address %s: %s", host ? host : "*",
-                gai_strerror(rc));
-        return -1;
-    }
-    int opened = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (b->nlisten >= BROKER_MAX_LISTEN_FDS)
-            break;
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-            log_msg(LOG_ERR, "Error: cannot listen on %s port %u: %s", host ? host : "*", port,
-                    strerror(errno));
-            close(fd);
-            continue;
-        }
-        b->listeners[b->nlisten].kind = HANDLER_LISTEN;
-        b->listeners[b->nlisten].fd = fd;
-        b->nlisten++;
-        opened++;
-        log_msg(LOG_NOTICE, "Opening %s listen socket on port %u.",
-                ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", port);
-    }
-    freeaddrinfo(res);
-    return opened ? 0 : -1;
-}
-
 /* ---- start and stop ---------------------------------------------------------------- */
 
 int broker_init(broker_t *b, const config_t *cfg)
@@ -226,16 +183,14 @@ int broker_init(broker_t *b, const config_t *cfg)
     for (int i = 0; i < n; i++)
         if (worker_init(&b->workers[i], b, i) < 0)
             return -1;
-    for (int i = 0; i < cfg->listener_count; i++) {
-        const config_listener_t *l = &cfg->listeners[i];
-        /* `listener PORT` without an address listens on every interface, IPv4 and IPv6,
-         * as in Mosquitto; the default listener and -p carry 127.0.0.1 (config.c). */
-        if (listen_on(b, l->bind_address[0] ? l->bind_address : NULL, l->port) < 0)
-            return -1;
-    }
+    /* `listener PORT` without an address listens on every interface, IPv4 and IPv6, as in
+     * Mosquitto; the default listener and -p carry 127.0.0.1 (config.c). */
+    if (listeners_open(b) < 0)
+        return -1;
     /* Worker 0 accepts and spreads connections round-robin over the workers. */
     for (int i = 0; i < b->nlisten; i++)
-        if (loop_add(&b->workers[0].loop, b->listeners[i].fd, LOOP_READ, &b->listeners[i]) < 0)
+        if (loop_add(&b->workers[0].loop, b->listen_socks[i].fd, LOOP_READ,
+                     &b->listen_socks[i]) < 0)
             return -1;
     log_msg(LOG_NOTICE, "midge version %s running with %d thread%s", MIDGE_VERSION, n,
             n == 1 ? "" : "s");
@@ -274,7 +229,7 @@ void broker_stop(broker_t *b)
 void broker_cleanup(broker_t *b)
 {
     for (int i = 0; i < b->nlisten; i++)
-        close(b->listeners[i].fd);
+        close(b->listen_socks[i].fd);
     b->nlisten = 0;
     if (b->workers) {
         /* Connections first: closing them sends sessions offline, on their owners. */
@@ -297,6 +252,7 @@ void broker_cleanup(broker_t *b)
     }
     free(b->workers);
     b->workers = NULL;
+    listeners_close(b);
     if (b->tree)
         topic_tree_free(b->tree);
     if (b->retain)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
+#include "listener.h"
 #include "retain.h"
 #include "session.h"
 #include "topic_tree.h"
@@ -26,11 +27,10 @@ typedef struct broker {
     worker_t *workers;
     int nworkers;
     int started; /* threads running */
-    struct listen_handler {
-        int kind; /* HANDLER_LISTEN */
-        int fd;
-    } listeners[BROKER_MAX_LISTEN_FDS];
+    listener_t listener[CONFIG_MAX_LISTENERS]; /* one per cfg.listeners[] */
+    listen_socket_t listen_socks[BROKER_MAX_LISTEN_FDS];
     int nlisten;
+    atomic_uint reload_gen; /* bumped by listeners_reload; see worker.seen_gen */
     atomic_bool stopping;
     atomic_uint next_worker;
     atomic_uint sockets; /* open client sockets, for max_connections */

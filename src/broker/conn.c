@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "log.h"
 #include "mqtt/codec.h"
+#include "net/proxy.h"
 #include "worker.h"
 
 /* Payloads up to this size are copied next to their header: one iovec instead of two
@@ -43,11 +44,35 @@ static const char *cid(conn_t *c)
     return c->client_id ? c->client_id : "(unknown)";
 }
 
-conn_t *conn_new(worker_t *w, int fd, const char *peer)
+/* The host part of "host:port" ("unix" stays as it is). */
+static void peer_host(const char *peer, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", peer);
+    char *colon = strrchr(out, ':');
+    if (colon)
+        *colon = 0;
+}
+
+conn_t *conn_new(worker_t *w, int fd, const char *peer, int listener)
 {
     conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    listener_t *l = &w->b->listener[listener];
+    c->listener = listener;
+    c->proxy = (uint8_t)l->cfg->proxy_protocol;
+    if (l->cfg->certfile[0] || l->cfg->websockets) {
+        char host[64];
+        peer_host(peer, host, sizeof(host));
+        c->xp = calloc(1, sizeof(*c->xp));
+        if (!c->xp || listener_make_stack(l, c->xp, host) < 0) {
+            if (c->xp)
+                xport_cleanup(c->xp);
+            free(c->xp);
+            free(c);
+            return NULL;
+        }
+    }
     c->kind = HANDLER_CONN;
     c->fd = fd;
     c->w = w;
@@ -82,6 +107,12 @@ void conn_unref(conn_t *c)
         return;
     outq_cleanup(&c->out);
     free(c->in);
+    if (c->xp) {
+        xport_cleanup(c->xp);
+        free(c->xp);
+    }
+    xbuf_free(&c->raw);
+    free(c->username);
     free_aliases(c);
     message_unref(c->cc.will);
     free(c->client_id);
@@ -124,21 +155,67 @@ static void send_connack(conn_t *c, bool present, uint8_t code, const mqtt_props
         commit(c, mqtt_connack_encode(p, need, c->version, present, code, pr));
 }
 
+/* Above this much encoded output waiting in the transport stack, MQTT output stays in the
+ * output queue, where the slow-subscriber limits see it. */
+#define XPORT_OUT_HIGH 65536
+
+/* Output through the transport stack: the queue's bytes are encoded in chunks of up to
+ * 16 KiB (one TLS record, one WebSocket frame), then written. */
+static long flush_transport(conn_t *c)
+{
+    uint8_t chunk[16384];
+    while (c->out.count && xport_pending(c->xp) < XPORT_OUT_HIGH) {
+        struct iovec iov[64];
+        size_t bytes, used = 0;
+        int n = outq_peek(&c->out, iov, 64, &bytes);
+        for (int i = 0; i < n && used < sizeof(chunk); i++) {
+            size_t take = iov[i].iov_len < sizeof(chunk) - used ? iov[i].iov_len
+                                                                 : sizeof(chunk) - used;
+            memcpy(chunk + used, iov[i].iov_base, take);
+            used += take;
+        }
+        if (used == 0) { /* only empty segments */
+            outq_consume(&c->out, 0);
+            continue;
+        }
+        if (xport_output(c->xp, chunk, used) < 0) {
+            errno = EPROTO;
+            return -1;
+        }
+        outq_consume(&c->out, used);
+    }
+    return xport_flush(c->xp, c->fd);
+}
+
+/* Write what the socket takes now: bytes written, -1 on error. */
+static long write_out(conn_t *c)
+{
+    if (c->xp)
+        return flush_transport(c);
+    return c->out.count ? outq_flush(&c->out, c->fd) : 0;
+}
+
+static bool output_pending(const conn_t *c)
+{
+    return c->out.count != 0 || (c->xp && xport_pending(c->xp));
+}
+
 void conn_flush(conn_t *c)
 {
     if (c->state == CONN_CLOSED)
         return;
-    if (c->out.count) {
-        long w = outq_flush(&c->out, c->fd);
+    if (output_pending(c)) {
+        long w = write_out(c);
         if (w < 0) {
             conn_close(c, errno == EPIPE || errno == ECONNRESET ? "connection reset"
-                                                                : "write error");
+                          : c->xp && c->xp->error[0] ? c->xp->error
+                                                     : "write error");
             return;
         }
         atomic_fetch_add_explicit(&c->w->stats.bytes_sent, (uint64_t)w, memory_order_relaxed);
     }
-    bool pending = c->out.count != 0;
-    if (!pending && c->closing) {
+    bool pending = output_pending(c);
+    if (!pending && (c->closing || (c->xp && xport_finished(c->xp)))) {
         conn_close(c, NULL);
         return;
     }
@@ -181,9 +258,15 @@ void conn_close(conn_t *c, const char *reason)
     } else if (reason) {
         log_msg(LOG_INFO, "Connection from %s closed: %s", c->peer, reason);
     }
+    if (c->xp) {
+        /* The layers' goodbye (close_notify, a WebSocket close frame), best effort. */
+        xport_shutdown(c->xp, c->normal_disconnect ? 1000 : 1011);
+        xport_flush(c->xp, c->fd);
+    }
     loop_remove(&w->loop, c->fd);
     close(c->fd);
     atomic_fetch_sub(&b->sockets, 1);
+    atomic_fetch_sub(&b->listener[c->listener].conns, 1);
     c->fd = -1;
     /* Unlink now; the memory is released at the end of the loop turn (worker.c), since
      * events for this connection may still be in the batch being handled. */
@@ -215,7 +298,7 @@ void conn_disconnect(conn_t *c, uint8_t rc, const char *why)
         if (p) {
             commit(c, mqtt_disconnect_encode(p, need, MQTT_V5, rc, &pr));
             /* Best effort: whatever the socket takes now; then close. */
-            outq_flush(&c->out, c->fd);
+            write_out(c);
         }
     }
     conn_close(c, why);
@@ -375,6 +458,96 @@ static int set_client_id(conn_t *c, const uint8_t *p, size_t n)
 
 static void begin_session(conn_t *c);
 
+/* ---- authentication and authorisation ------------------------------------------ */
+
+static listener_t *LST(const conn_t *c)
+{
+    return &c->w->b->listener[c->listener];
+}
+
+/* The listener's password/ACL snapshot, valid for this loop turn (listener.h). */
+static const auth_t *conn_auth(const conn_t *c)
+{
+    return atomic_load_explicit(&LST(c)->auth, memory_order_acquire);
+}
+
+/* ACL check for this client; everything is allowed without an ACL file. */
+static bool acl_allows(const conn_t *c, const uint8_t *topic, size_t n, int access)
+{
+    const auth_t *a = conn_auth(c);
+    if (!a || !auth_has_acl(a))
+        return true;
+    return auth_acl_check(a, c->username, c->client_id ? c->client_id : "",
+                          (const char *)topic, n, access);
+}
+
+static int set_username(conn_t *c, const char *p, size_t n)
+{
+    free(c->username);
+    c->username = malloc(n + 1);
+    if (!c->username)
+        return -1;
+    memcpy(c->username, p, n);
+    c->username[n] = 0;
+    return 0;
+}
+
+/* Who is this client? Sets c->username; -1 when the CONNECT was refused. Mosquitto's
+ * rules: the certificate names the user on a use_identity/subject_as_username listener;
+ * otherwise a password file checks user and password; a client without a user name
+ * needs allow_anonymous; with neither a password file nor allow_anonymous, nobody gets
+ * in. */
+static int authenticate(conn_t *c, const mqtt_connect_t *ct)
+{
+    const config_listener_t *lc = LST(c)->cfg;
+    const auth_t *a = conn_auth(c);
+    if (lc->use_identity_as_username || lc->use_subject_as_username) {
+        const char *id = c->xp ? (lc->use_identity_as_username ? xport_identity(c->xp)
+                                                               : xport_subject(c->xp))
+                               : NULL;
+        if (!id) {
+            refuse_connect(c, MQTT_V3_REFUSED_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                           "no client certificate to take the user name from");
+            return -1;
+        }
+        if (set_username(c, id, strlen(id)) < 0) {
+            conn_close(c, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    if (!ct->has_username) {
+        if (!lc->allow_anonymous) {
+            refuse_connect(c, MQTT_V3_REFUSED_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                           "anonymous clients are not allowed (allow_anonymous false)");
+            return -1;
+        }
+        return 0;
+    }
+    if (a && auth_has_passwords(a)) {
+        if (!auth_check_password(a, (const char *)ct->username.p, ct->username.n,
+                                 ct->has_password ? ct->password.p : NULL,
+                                 ct->has_password ? ct->password.n : 0)) {
+            char why[200];
+            snprintf(why, sizeof(why), "bad user name or password (user %.*s)",
+                     (int)(ct->username.n > 64 ? 64 : ct->username.n),
+                     (const char *)ct->username.p);
+            refuse_connect(c, MQTT_V3_REFUSED_BAD_USERNAME_PASSWORD,
+                           MQTT_RC_BAD_USERNAME_OR_PASSWORD, why);
+            return -1;
+        }
+    } else if (!lc->allow_anonymous) {
+        refuse_connect(c, MQTT_V3_REFUSED_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                       "allow_anonymous is false and no password file is set");
+        return -1;
+    }
+    if (set_username(c, (const char *)ct->username.p, ct->username.n) < 0) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static void handle_connect(conn_t *c, const uint8_t *p, size_t n)
 {
     broker_t *b = B(c);
@@ -399,6 +572,13 @@ static void handle_connect(conn_t *c, const uint8_t *p, size_t n)
     }
     c->version = ct.version;
     const mqtt_props_t *pr = &ct.props;
+    unsigned accepted = LST(c)->cfg->accept_versions;
+    if (accepted && !(accepted & (1u << ct.version))) {
+        refuse_connect(c, MQTT_V3_REFUSED_PROTOCOL_VERSION, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
+                       "protocol version not accepted on this listener "
+                       "(accept_protocol_versions)");
+        return;
+    }
 
     /* Client identifier rules differ per version (checklist 10). */
     bool assigned = false;
@@ -430,11 +610,8 @@ static void handle_connect(conn_t *c, const uint8_t *p, size_t n)
                        "authentication method not supported");
         return;
     }
-    if (!cfg->allow_anonymous) {
-        refuse_connect(c, MQTT_V3_REFUSED_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-                       "anonymous clients are not allowed and no password file is set");
+    if (authenticate(c, &ct) < 0)
         return;
-    }
 
     /* Keepalive: 5.0 gets the server's value back, 3.x is refused as Mosquitto does. */
     c->keepalive = ct.keep_alive;
@@ -466,6 +643,11 @@ static void handle_connect(conn_t *c, const uint8_t *p, size_t n)
     }
     c->session_expiry_at_connect = c->cc.expiry;
 
+    if (ct.has_will && !acl_allows(c, ct.will.topic.p, ct.will.topic.n, AUTH_WRITE)) {
+        refuse_connect(c, MQTT_V3_REFUSED_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                       "the ACL does not allow publishing on the will topic");
+        return;
+    }
     if (ct.has_will) {
         message_t *will = make_message(&ct.will.topic, &ct.will.props, &ct.will.payload,
                                        ct.version);
@@ -546,6 +728,9 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
     s->will_retain = c->cc.will_retain;
     s->will_delay = c->cc.will_delay;
     s->will_at_ms = 0;
+    free(s->username);
+    s->username = c->username ? strdup(c->username) : NULL;
+    s->listener = c->listener;
     if (c->version == MQTT_V5 && b->cfg.max_topic_alias) {
         c->alias_in_max = b->cfg.max_topic_alias;
         c->alias_in = calloc((size_t)c->alias_in_max + 1, sizeof(*c->alias_in));
@@ -704,7 +889,17 @@ static void handle_publish(conn_t *c, uint8_t flags, const uint8_t *p, size_t n)
         log_msg(LOG_NOTICE, "Client %s: dropped a %u-byte message over message_size_limit",
                 cid(c), pub.payload.n);
     }
-    if (rc == 0) {
+    bool denied = false;
+    if (rc == 0 && !acl_allows(c, topic.p, topic.n, AUTH_WRITE)) {
+        /* 5.0 says so in the acknowledgement; 3.x has no way to: the message is dropped
+         * and acknowledged as usual, as Mosquitto does. */
+        denied = true;
+        rc = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0;
+        atomic_fetch_add_explicit(&c->w->stats.msgs_dropped, 1, memory_order_relaxed);
+        log_msg(LOG_NOTICE, "Client %s %s: PUBLISH to %.*s denied by the ACL", cid(c), c->peer,
+                (int)topic.n, (const char *)topic.p);
+    }
+    if (rc == 0 && !denied) {
         message_t *m = make_message(&topic, pr, &pub.payload, c->version);
         if (!m) {
             conn_close(c, "out of memory");
@@ -869,6 +1064,12 @@ static void handle_subscribe(conn_t *c, const uint8_t *p, size_t n)
             violation(c, MQTT_RC_PROTOCOL_ERROR,
                       "MQTT-3.8.3-4: no local on a shared subscription");
             goto done;
+        }
+        if (!acl_allows(c, filter.p, filter.n, AUTH_SUBSCRIBE)) {
+            codes[i] = c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+            log_msg(LOG_NOTICE, "Client %s %s: SUBSCRIBE to %.*s denied by the ACL", cid(c),
+                    c->peer, (int)e.filter.n, (const char *)e.filter.p);
+            continue;
         }
         sub_opts_t o = {.qos = e.qos,
                         .no_local = e.no_local,
@@ -1203,10 +1404,98 @@ static ssize_t read_some(conn_t *c, uint8_t *buf, size_t room)
     return r;
 }
 
+/* MQTT bytes that came out of a PROXY header or a transport stack: appended to the
+ * connection's own buffer and handled from there. */
+static void take_mqtt_bytes(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (ensure_in(c, c->in_len + n) < 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    process_input(c);
+}
+
+/* The PROXY header a load balancer sends first (listener option enable_proxy_protocol):
+ * returns the bytes after it, *n updated, or NULL while it is incomplete or when the
+ * connection was refused. */
+static const uint8_t *take_proxy_header(conn_t *c, const uint8_t *p, size_t *n)
+{
+    if (xbuf_append(&c->raw, p, *n) < 0) {
+        conn_close(c, "out of memory");
+        return NULL;
+    }
+    proxy_result_t r = {0};
+    long hl = proxy_parse(xbuf_data(&c->raw), xbuf_size(&c->raw), c->proxy, &r);
+    if (hl == 0)
+        return NULL;
+    if (hl < 0) {
+        atomic_fetch_add_explicit(&c->w->stats.protocol_errors, 1, memory_order_relaxed);
+        log_msg(LOG_NOTICE, "Connection from %s refused: %s", c->peer,
+                r.error ? r.error : "invalid PROXY header");
+        conn_close(c, NULL);
+        return NULL;
+    }
+    if (!r.local) {
+        /* r.addr fits: an IPv6 address in text is at most 45 bytes. */
+        char peer[sizeof(r.addr) + 16];
+        snprintf(peer, sizeof(peer), strchr(r.addr, ':') ? "[%s]:%u" : "%s:%u", r.addr,
+                 r.port);
+        size_t k = strlen(peer) < sizeof(c->peer) ? strlen(peer) : sizeof(c->peer) - 1;
+        memcpy(c->peer, peer, k);
+        c->peer[k] = 0;
+    }
+    c->proxy = 0;
+    xbuf_consume(&c->raw, (size_t)hl);
+    *n = xbuf_size(&c->raw);
+    return xbuf_data(&c->raw);
+}
+
+/* Readable, with a PROXY header still to come or a transport stack: raw bytes go through
+ * them; the MQTT bytes that come out are handled as usual. */
+static void read_layered(conn_t *c)
+{
+    uint8_t *buf = c->w->rbuf;
+    ssize_t r = read_some(c, buf, WORKER_READ_BUF);
+    if (r <= 0)
+        return;
+    const uint8_t *p = buf;
+    size_t n = (size_t)r;
+    if (c->proxy && !(p = take_proxy_header(c, p, &n)))
+        return;
+    if (!c->xp) {
+        take_mqtt_bytes(c, p, n);
+    } else {
+        xbuf_t app = {0};
+        int rc = xport_input(c->xp, p, n, &app);
+        const char *fwd = xport_forwarded_peer(c->xp);
+        if (fwd && strcmp(fwd, c->peer) != 0)
+            snprintf(c->peer, sizeof(c->peer), "%s", fwd);
+        if (rc < 0) {
+            atomic_fetch_add_explicit(&c->w->stats.protocol_errors, 1, memory_order_relaxed);
+            xport_flush(c->xp, c->fd); /* the layer's last words: an alert, a 400 */
+            conn_close(c, c->xp->error[0] ? c->xp->error : "transport error");
+        } else {
+            take_mqtt_bytes(c, xbuf_data(&app), xbuf_size(&app));
+        }
+        xbuf_free(&app);
+    }
+    xbuf_consume(&c->raw, xbuf_size(&c->raw));
+    if (c->state != CONN_CLOSED && c->xp && (xport_pending(c->xp) || xport_finished(c->xp)))
+        worker_mark_dirty(c->w, c);
+}
+
 void conn_on_readable(conn_t *c)
 {
     if (c->state != CONN_NEW && c->state != CONN_ACTIVE)
         return;
+    if ((c->proxy || c->xp) && !c->closing) {
+        read_layered(c);
+        return;
+    }
     if (c->closing) {
         /* Refused: discard input until the output has been flushed and we close. */
         uint8_t sink[4096];

@@ -13,6 +13,7 @@
 
 #include "mqtt/codec.h"
 #include "net/outq.h"
+#include "net/xport.h"
 #include "session.h"
 
 struct worker;
@@ -76,12 +77,19 @@ typedef struct conn {
     uint16_t alias_in_max; /* topic alias maximum we granted */
     mqtt_str_t *alias_in;  /* alias -> topic (owned copies), 1..alias_in_max */
     alias_entry_t *alias_out; /* topic -> alias we told the client */
-    char peer[64];
+    char peer[64];   /* "host:port" of the client (from a PROXY header or X-Forwarded-For
+                      * when the listener trusts them) */
+    int listener;    /* index of the listener that accepted it */
+    xport_t *xp;     /* TLS/WebSocket layers; NULL for plain MQTT over TCP */
+    xbuf_t raw;      /* a PROXY header being received */
+    uint8_t proxy;   /* the PROXY header still to come: its version (1, 2), 0 none */
+    char *username;  /* NUL-terminated, NULL when anonymous */
     char *client_id; /* NUL-terminated */
     size_t client_id_len;
 } conn_t;
 
-conn_t *conn_new(struct worker *w, int fd, const char *peer);
+/* A connection accepted on listener `listener` (its index in the broker's listeners). */
+conn_t *conn_new(struct worker *w, int fd, const char *peer, int listener);
 static inline conn_t *conn_ref(conn_t *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);

@@ -71,6 +71,7 @@ void session_unref(session_t *s)
         return;
     session_reset(s, NULL);
     free(s->rx_qos2);
+    free(s->username);
     message_unref(s->will);
     free(s);
 }

@@ -73,6 +73,8 @@ typedef struct session {
     uint16_t next_pid;
     uint16_t *rx_qos2; /* inbound QoS 2 packet ids received, PUBREL not yet */
     uint32_t rx_qos2_count, rx_qos2_cap;
+    char *username;  /* of the current or last connection (ACL checks on delivery); NULL */
+    int listener;    /* the listener it came through (whose ACL applies) */
     message_t *will; /* will of the current or last connection */
     uint8_t will_qos;
     bool will_retain;

@@ -295,6 +295,12 @@ void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool
 {
     if (s->ended || expired(msg))
         return;
+    const auth_t *a = atomic_load_explicit(&w->b->listener[s->listener].auth,
+                                           memory_order_acquire);
+    if (a && auth_has_acl(a) &&
+        !auth_acl_check(a, s->username, s->client_id, (const char *)msg->topic,
+                        msg->topic_len, AUTH_READ))
+        return; /* no read access: not delivered (nor queued) */
     conn_t *c = s->conn;
     bool online = c && c->state == CONN_ACTIVE && !c->closing;
     if (qos == 0) {
@@ -464,18 +470,17 @@ void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
 
 /* ---- inbox items --------------------------------------------------------------- */
 
-static void accept_fd(worker_t *w, int fd, const char *peer)
+static void accept_fd(worker_t *w, int fd, const char *peer, int listener)
 {
-    conn_t *c = conn_new(w, fd, peer);
-    if (!c) {
+    conn_t *c = conn_new(w, fd, peer, listener);
+    if (!c || loop_add(&w->loop, fd, LOOP_READ, c) < 0) {
         close(fd);
         atomic_fetch_sub(&w->b->sockets, 1);
-        return;
-    }
-    if (loop_add(&w->loop, fd, LOOP_READ, c) < 0) {
-        close(fd);
-        atomic_fetch_sub(&w->b->sockets, 1);
-        conn_unref(c);
+        atomic_fetch_sub(&w->b->listener[listener].conns, 1);
+        if (c) {
+            c->fd = -1;
+            conn_unref(c);
+        }
         return;
     }
     c->next = w->conns;
@@ -490,7 +495,7 @@ static void handle_item(worker_t *w, inbox_item_t *it)
 {
     switch (it->kind) {
     case INBOX_NEWCONN:
-        accept_fd(w, it->fd, it->peer);
+        accept_fd(w, it->fd, it->peer, it->listener);
         it->fd = -1;
         break;
     case INBOX_DELIVER: {
@@ -546,45 +551,78 @@ static void handle_pending(worker_t *w)
 
 /* ---- accepting ------------------------------------------------------------------- */
 
-static void on_listen(worker_t *w, int lfd)
+/* The peer's address as "host:port" ("unix" for a unix socket). */
+static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    } else if (ss->ss_family == AF_UNIX) {
+        snprintf(out, outlen, "unix");
+        return;
+    }
+    snprintf(out, outlen, "%s:%u", host, port);
+}
+
+/* Over a connection limit? Counts the socket in when not. As Mosquitto does, a
+ * connection over the limit is closed at once. */
+static bool admit(broker_t *b, listener_t *l, const char *peer)
+{
+    unsigned all = atomic_fetch_add(&b->sockets, 1);
+    unsigned here = atomic_fetch_add(&l->conns, 1);
+    const char *rule = NULL;
+    unsigned limit = 0;
+    if (b->cfg.global_max_connections && all >= b->cfg.global_max_connections) {
+        rule = "global_max_connections";
+        limit = b->cfg.global_max_connections;
+    } else if (b->cfg.max_connections && all >= b->cfg.max_connections) {
+        rule = "max_connections";
+        limit = b->cfg.max_connections;
+    } else if (l->cfg->max_connections && here >= l->cfg->max_connections) {
+        rule = "max_connections";
+        limit = l->cfg->max_connections;
+    }
+    if (!rule)
+        return true;
+    atomic_fetch_sub(&b->sockets, 1);
+    atomic_fetch_sub(&l->conns, 1);
+    log_msg(LOG_NOTICE, "Connection from %s refused: %s (%u) reached", peer, rule, limit);
+    return false;
+}
+
+static void on_listen(worker_t *w, const listen_socket_t *ls)
 {
     broker_t *b = w->b;
+    listener_t *l = &b->listener[ls->listener];
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 log_msg(LOG_WARN, "accept: %s", strerror(errno));
             return;
         }
-        char host[INET6_ADDRSTRLEN] = "?";
-        unsigned port = 0;
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-            port = ntohs(a->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-            port = ntohs(a->sin6_port);
-        }
-        inbox_item_t it = {.kind = INBOX_NEWCONN, .fd = fd};
-        snprintf(it.peer, sizeof(it.peer), "%s:%u", host, port);
-        unsigned now = atomic_fetch_add(&b->sockets, 1);
-        if (b->cfg.max_connections && now >= b->cfg.max_connections) {
-            /* As Mosquitto does: over the limit, close at once. */
-            atomic_fetch_sub(&b->sockets, 1);
-            log_msg(LOG_NOTICE, "Connection from %s refused: max_connections (%u) reached",
-                    it.peer, b->cfg.max_connections);
+        inbox_item_t it = {.kind = INBOX_NEWCONN, .fd = fd, .listener = ls->listener};
+        peer_name(&ss, it.peer, sizeof(it.peer));
+        if (!admit(b, l, it.peer)) {
             close(fd);
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (ss.ss_family != AF_UNIX) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
         int target = (int)(atomic_fetch_add(&b->next_worker, 1) % (unsigned)b->nworkers);
         if (target == w->index) {
-            accept_fd(w, fd, it.peer);
+            accept_fd(w, fd, it.peer, it.listener);
         } else {
             worker_post(w, target, &it);
         }
@@ -663,6 +701,9 @@ static void *worker_main(void *arg)
     w->next_tick_ms = loop_now_ms() + TICK_MS;
     w->next_sys_ms = loop_now_ms();
     while (!atomic_load(&b->stopping)) {
+        /* Nothing read through the listeners' reloadable pointers survives a turn: a
+         * reload may free the old ones once every worker has been here (listener.c). */
+        atomic_store(&w->seen_gen, atomic_load(&b->reload_gen));
         int64_t now = loop_now_ms();
         int timeout = w->pending_pos < w->pending.len ? 0 : (int)(w->next_tick_ms - now);
         if (timeout < 0)
@@ -686,7 +727,7 @@ static void *worker_main(void *arg)
             } else if (kind == HANDLER_WAKE) {
                 drain_inbox(w);
             } else if (kind == HANDLER_LISTEN) {
-                on_listen(w, ((struct listen_handler *)evs[i].handler)->fd);
+                on_listen(w, evs[i].handler);
             }
         }
         handle_pending(w);

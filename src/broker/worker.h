@@ -38,6 +38,7 @@ typedef struct inbox_item {
     message_t *msg; /* a reference */
     conn_t *conn;   /* a reference */
     uint32_t sub_ids[DELIVERY_MAX_SUB_IDS];
+    int listener; /* INBOX_NEWCONN: index of the listener that accepted fd */
     char peer[64];
 } inbox_item_t;
 
@@ -78,6 +79,7 @@ typedef struct worker {
      * adds, the owner subtracts), and this worker's connections paused because some
      * worker's backlog is too long. */
     atomic_size_t backlog;
+    atomic_uint seen_gen; /* the broker's reload_gen at the start of this turn */
     conn_t **paused;
     size_t npaused, paused_cap;
     conn_t **retired; /* closed this turn, released at its end */

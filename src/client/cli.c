@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,24 +74,51 @@ static void usage(const cli_t *c)
                "                 [--will-topic [--will-payload payload] [--will-qos qos] "
                "[--will-retain]]\n",
                c->name);
+    printf("                 [--unix socket-path] [--ws-path path]\n"
+           "                 [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file] "
+           "[--key file]\n"
+           "                  [--ciphers ciphers] [--tls-version version] [--insecure]]\n"
+           " -L URL : scheme://[username[:password]@]host[:port]/topic, where scheme is\n"
+           "          mqtt (port 1883), mqtts (TLS, port 8883), ws (WebSocket, port 80) or\n"
+           "          wss (WebSocket over TLS, port 443); the WebSocket path is /mqtt unless\n"
+           "          --ws-path says otherwise.\n"
+           " --cafile, --capath or --tls-use-os-certs turn TLS on (port 8883 when -p is not "
+           "given),\n"
+           "          and so do -L mqtts:// and wss://; with no CA given the system's CAs are "
+           "used.\n"
+           " --unix : connect to a unix domain socket instead of -h/-p.\n");
     printf("See mosquitto_pub(1) / mosquitto_sub(1) / mosquitto_rr(1): the flags mean the "
            "same.\n");
 }
 
-/* -L mqtt://[username[:password]@]host[:port]/topic */
+/* -L URL schemes: whether each turns TLS and WebSocket on, and its default port. */
+static const struct url_scheme {
+    const char *prefix;
+    bool tls, ws;
+    uint16_t port;
+} url_schemes[] = {
+    {"mqtt://", false, false, 1883},
+    {"mqtts://", true, false, 8883},
+    {"ws://", false, true, 80},
+    {"wss://", true, true, 443},
+};
+
+/* -L scheme://[username[:password]@]host[:port]/topic, scheme in url_schemes */
 static int parse_url(cli_t *c, const char *url)
 {
-    const char *rest;
-    if (!strncmp(url, "mqtt://", 7)) {
-        rest = url + 7;
-    } else if (!strncmp(url, "mqtts://", 8) || !strncmp(url, "ws://", 5) ||
-               !strncmp(url, "wss://", 6)) {
-        cli_error(c, "URL scheme of '%s' is not supported yet (only mqtt://).", url);
-        return 1;
-    } else {
-        cli_error(c, "Unsupported URL scheme in '%s'.", url);
+    const struct url_scheme *sc = NULL;
+    for (size_t i = 0; i < sizeof url_schemes / sizeof url_schemes[0]; i++)
+        if (!strncasecmp(url, url_schemes[i].prefix, strlen(url_schemes[i].prefix)))
+            sc = &url_schemes[i];
+    if (!sc) {
+        cli_error(c, "Unsupported URL scheme in '%s' (mqtt://, mqtts://, ws:// or wss://).", url);
         return 1;
     }
+    const char *rest = url + strlen(sc->prefix);
+    c->tls_on |= sc->tls;
+    c->ws = sc->ws;
+    c->o.port = sc->port;
+    c->port_given = true;
     free(c->url_buf);
     c->url_buf = strdup(rest);
     if (!c->url_buf)
@@ -246,6 +274,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                                            "--key",
                                            "--tls-version",
                                            "--unix",
+                                           "--ws-path",
                                            "--proxy",
                                            "--ciphers",
                                            "-M",
@@ -273,6 +302,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                 return 1;
             }
             c->o.port = (uint16_t)n;
+            c->port_given = true;
         } else if (!strcmp(a, "-L")) {
             if (parse_url(c, v))
                 return 1;
@@ -349,13 +379,34 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
             /* TCP_NODELAY is always on */
         } else if (!strcmp(a, "-A") || !strcmp(a, "-M")) {
             /* -A bind address, -M max inflight: accepted, not used */
-        } else if (!strcmp(a, "--cafile") || !strcmp(a, "--capath") || !strcmp(a, "--cert") ||
-                   !strcmp(a, "--key") || !strcmp(a, "--tls-version") || !strcmp(a, "--insecure") ||
-                   !strcmp(a, "--unix") || !strcmp(a, "--proxy") || !strcmp(a, "--ciphers")) {
-            cli_error(c,
-                      "%s is not supported yet by %s (TLS, unix sockets and proxies come "
-                      "with the transports of issue 5).",
-                      a, c->name);
+        } else if (!strcmp(a, "--cafile")) {
+            c->tls.cafile = v;
+            c->tls_on = true;
+        } else if (!strcmp(a, "--capath")) {
+            c->tls.capath = v;
+            c->tls_on = true;
+        } else if (!strcmp(a, "--tls-use-os-certs")) {
+            c->tls_on = true; /* no cafile/capath: the TLS layer loads the system's CAs */
+        } else if (!strcmp(a, "--cert")) {
+            c->tls.certfile = v;
+        } else if (!strcmp(a, "--key")) {
+            c->tls.keyfile = v;
+        } else if (!strcmp(a, "--ciphers")) {
+            c->tls.ciphers = v;
+        } else if (!strcmp(a, "--tls-version")) {
+            if (strcmp(v, "tlsv1.3") && strcmp(v, "tlsv1.2")) {
+                cli_error(c, "Invalid TLS version '%s' (tlsv1.3 or tlsv1.2).", v);
+                return 1;
+            }
+            c->tls.tls_version = v;
+        } else if (!strcmp(a, "--insecure")) {
+            c->tls.insecure = 1;
+        } else if (!strcmp(a, "--unix")) {
+            c->unix_path = v;
+        } else if (!strcmp(a, "--ws-path")) {
+            c->ws_path = v;
+        } else if (!strcmp(a, "--proxy")) {
+            cli_error(c, "--proxy (SOCKS) is not supported by %s.", c->name);
             return 1;
         } else if (!sub && !strcmp(a, "-m")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_M;
@@ -423,6 +474,12 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         }
     }
 
+    if ((c->tls.certfile == NULL) != (c->tls.keyfile == NULL)) {
+        cli_error(c, "Both certfile and keyfile must be provided if one of them is set.");
+        return 1;
+    }
+    if (c->tls_on && !c->port_given)
+        c->o.port = 8883; /* as mosquitto's clients: TLS without -p means 8883 */
     if (c->msg_mode < 0) {
         cli_error(c, "Only one type of message can be sent at once.");
         return 1;
@@ -506,10 +563,42 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     return -1;
 }
 
+/* The transport that -L, --cafile... and --unix ask for; plain TCP when none. */
+static int make_transport(cli_t *c)
+{
+    if (c->unix_path) {
+        c->o.transport = midge_transport_unix();
+        c->o.host = c->unix_path;
+        return 0;
+    }
+    if (!c->tls_on && !c->ws)
+        return 0;
+    char err[256];
+    const midge_tls_options_t *tls = c->tls_on ? &c->tls : NULL;
+    c->transport = c->ws ? midge_transport_ws_new(c->ws_path, tls, err, sizeof err)
+                         : midge_transport_tls_new(tls, err, sizeof err);
+    if (!c->transport) {
+        cli_error(c, "Problem setting %s options: %s.", c->tls_on ? "TLS" : "WebSocket", err);
+        return 1;
+    }
+    c->o.transport = c->transport;
+    return 0;
+}
+
+void cli_free(cli_t *c)
+{
+    free(c->url_buf);
+    c->url_buf = NULL;
+    midge_transport_free(c->transport);
+    c->transport = NULL;
+}
+
 int cli_connect(cli_t *c, midge_client_t **out)
 {
     midge_client_t *cl;
     *out = NULL;
+    if (make_transport(c))
+        return 1;
     if (midge_client_new(&c->o, &cl)) {
         cli_error(c, "could not create the client (bad will or options).");
         return 1;
@@ -525,6 +614,13 @@ int cli_connect(cli_t *c, midge_client_t **out)
                                                   : midge_connack_v3_name(reason));
         midge_client_free(cl);
         return reason;
+    }
+    const char *why = midge_transport_error(c->o.transport);
+    if (rc && why[0]) {
+        /* The TLS or WebSocket layer refused: its reason says more than errno. */
+        cli_error(c, "Unable to connect (%s).", why);
+        midge_client_free(cl);
+        return 1;
     }
     if (rc) {
         if (saved == ECONNREFUSED)

@@ -29,6 +29,12 @@ typedef struct cli {
     const char *topics[CLI_MAX_TOPICS];
     size_t ntopics;
     char *url_buf; /* -L: the parsed copy that topics/host point into */
+    /* transport: --cafile... turn TLS on, -L ws:// and wss:// WebSocket, --unix a socket */
+    midge_tls_options_t tls;
+    bool tls_on, ws, port_given;
+    const char *unix_path;
+    const char *ws_path;           /* --ws-path; NULL: /mqtt */
+    midge_transport_t *transport;  /* made by cli_connect; freed by cli_free */
     /* -D: MQTT 5.0 properties of CONNECT, PUBLISH and the will */
     bool has_props;
     midge_props_t connect_props, publish_props, will_props;
@@ -61,6 +67,9 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv);
 /* Create the client and connect (blocking). Returns 0 with *out set, or the exit status
  * after printing one line: the CONNACK code when refused, 1 when unreachable. */
 int cli_connect(cli_t *c, midge_client_t **out);
+
+/* Free what cli_parse and cli_connect allocated (after midge_client_free). */
+void cli_free(cli_t *c);
 
 /* -F given: check its % conversions before connecting, as mosquitto_sub does. Prints the
  * error and returns false on an unknown one. */

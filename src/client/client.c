@@ -967,8 +967,20 @@ static int write_locked(midge_client_t *c)
     return 0;
 }
 
+/* Decoded input a TLS or WebSocket transport holds: recv returns it without the descriptor
+ * becoming readable, so whoever waits must not sleep on the descriptor while it is there. */
+static bool input_pending(midge_client_t *c)
+{
+    return c->conn && c->tr->pending && c->tr->pending(c->tr->ctx, c->conn) > 0;
+}
+
 static int misc_locked(midge_client_t *c)
 {
+    if (input_pending(c)) {
+        int rc = read_locked(c);
+        if (rc)
+            return rc;
+    }
     int64_t now = client_now(c);
     switch (c->state) {
     case ST_WAIT_RECONNECT:
@@ -1006,6 +1018,8 @@ static int misc_locked(midge_client_t *c)
 
 static int next_timeout_locked(midge_client_t *c)
 {
+    if (input_pending(c))
+        return 0;
     int64_t now = client_now(c), at = -1;
     switch (c->state) {
     case ST_WAIT_RECONNECT:

@@ -163,7 +163,7 @@ static bool resolve_inside(const char *root, const char *path, char *real)
     return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
 }
 
-static int read_file(const char *path, bool head_only, xbuf_t *out, int *status, char *why,
+static int read_file(const char *path, const char *type, bool head_only, xbuf_t *out, int *status, char *why,
                      size_t whylen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -177,7 +177,7 @@ static int read_file(const char *path, bool head_only, xbuf_t *out, int *status,
         goto done;
     }
     size_t size = (size_t)st.st_size, mark = out->len;
-    if (append_head(out, 200, http_content_type(path), size) < 0 || append_str(out, "\r\n") < 0)
+    if (append_head(out, 200, type, size) < 0 || append_str(out, "\r\n") < 0)
         goto oom;
     if (!head_only && size) {
         uint8_t *dst = xbuf_reserve(out, size);
@@ -231,7 +231,8 @@ int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t 
         goto answer;
     }
     struct stat st;
-    if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool index = stat(real, &st) == 0 && S_ISDIR(st.st_mode);
+    if (index) {
         size_t n = strlen(path);
         if (path[n - 1] != '/') {
             /* The Location is the target as sent (up to the query), plus '/'. */
@@ -248,7 +249,9 @@ int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t 
             goto answer;
         }
     }
-    if (read_file(real, head_only, out, &status, why, whylen) < 0)
+    /* The type follows the name asked for, as a symlink's target may be named otherwise. */
+    const char *type = http_content_type(index ? "index.html" : path);
+    if (read_file(real, type, head_only, out, &status, why, whylen) < 0)
         return -1;
     if (status == 200)
         return 200;

@@ -132,19 +132,55 @@ static void consume_owned(outq_t *q, size_t n)
     }
 }
 
+void outq_consume(outq_t *q, size_t n)
+{
+    q->bytes -= n;
+    while (n) {
+        outq_seg_t *s = &q->segs[q->head];
+        size_t take = n < s->n ? n : s->n;
+        if (s->owned)
+            consume_owned(q, take);
+        s->p += take;
+        s->n -= take;
+        n -= take;
+        if (s->n == 0) {
+            if (s->ref && q->release)
+                q->release(s->ref);
+            q->head = (q->head + 1) % q->cap;
+            q->count--;
+        }
+    }
+    /* Zero-length segments (an empty payload) are done without writing. */
+    while (q->count && q->segs[q->head].n == 0) {
+        outq_seg_t *s = &q->segs[q->head];
+        if (s->ref && q->release)
+            q->release(s->ref);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+}
+
+int outq_peek(const outq_t *q, struct iovec *iov, int max, size_t *bytes)
+{
+    int n = 0;
+    size_t asked = 0;
+    for (size_t i = 0; i < q->count && n < max; i++, n++) {
+        const outq_seg_t *s = &q->segs[(q->head + i) % q->cap];
+        iov[n].iov_base = (void *)s->p;
+        iov[n].iov_len = s->n;
+        asked += s->n;
+    }
+    *bytes = asked;
+    return n;
+}
+
 long outq_flush(outq_t *q, int fd)
 {
     long total = 0;
     while (q->count) {
         struct iovec iov[OUTQ_IOV];
-        int n = 0;
-        size_t asked = 0;
-        for (size_t i = 0; i < q->count && n < OUTQ_IOV; i++, n++) {
-            outq_seg_t *s = &q->segs[(q->head + i) % q->cap];
-            iov[n].iov_base = (void *)s->p;
-            iov[n].iov_len = s->n;
-            asked += s->n;
-        }
+        size_t asked;
+        int n = outq_peek(q, iov, OUTQ_IOV, &asked);
         ssize_t w = writev(fd, iov, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -154,31 +190,7 @@ long outq_flush(outq_t *q, int fd)
             return -1;
         }
         total += w;
-        q->bytes -= (size_t)w;
-        size_t left = (size_t)w;
-        while (left) {
-            outq_seg_t *s = &q->segs[q->head];
-            size_t take = left < s->n ? left : s->n;
-            if (s->owned)
-                consume_owned(q, take);
-            s->p += take;
-            s->n -= take;
-            left -= take;
-            if (s->n == 0) {
-                if (s->ref && q->release)
-                    q->release(s->ref);
-                q->head = (q->head + 1) % q->cap;
-                q->count--;
-            }
-        }
-        /* Zero-length segments (an empty payload) are done without writing. */
-        while (q->count && q->segs[q->head].n == 0) {
-            outq_seg_t *s = &q->segs[q->head];
-            if (s->ref && q->release)
-                q->release(s->ref);
-            q->head = (q->head + 1) % q->cap;
-            q->count--;
-        }
+        outq_consume(q, (size_t)w);
         if ((size_t)w < asked)
             return total; /* the socket is full: wait for writability */
     }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 typedef void (*outq_release_fn)(void *ref);
 
@@ -42,6 +43,12 @@ int outq_commit(outq_t *q, size_t used);
 /* Queue n bytes at p that stay valid until ref is released (ref may be NULL when a later
  * segment's reference keeps p alive). -1 when out of memory (ref is then not taken). */
 int outq_push_ref(outq_t *q, const uint8_t *p, size_t n, void *ref);
+
+/* The first segments as iovecs (at most max; their total in *bytes), and dropping n
+ * bytes from the front once they have been sent: for a connection whose bytes go through
+ * a transport stack (TLS, WebSocket) instead of straight to the socket. */
+int outq_peek(const outq_t *q, struct iovec *iov, int max, size_t *bytes);
+void outq_consume(outq_t *q, size_t n);
 
 /* Write as much as the socket takes. Returns the bytes written (0 when it would block),
  * or -1 on a socket error (errno set). */

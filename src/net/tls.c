@@ -155,8 +155,10 @@ static int load_identity(SSL_CTX *ssl, const tls_opts_t *o, char *err, size_t er
         /* OpenSSL 3's own words for these two ("interrupted or cancelled", "unsupported")
          * do not tell a user what to fix. */
         if (asked)
-            snprintf(err, errlen, "keyfile %s: the key is encrypted (Midge cannot ask for a "
-                     "passphrase)", keyfile);
+            snprintf(err, errlen,
+                     "keyfile %s: the key is encrypted (Midge cannot ask for a "
+                     "passphrase)",
+                     keyfile);
         else if (ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_OSSL_DECODER)
             snprintf(err, errlen, "keyfile %s: no PEM private key in the file", keyfile);
         else
@@ -275,7 +277,7 @@ static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t er
         }
         /* Without require_certificate a certificate is asked for (when there is a CA to
          * check it with) and checked if sent, but a client without one is let in. */
-        int mode = !have_cas ? SSL_VERIFY_NONE
+        int mode = !have_cas                ? SSL_VERIFY_NONE
                    : o->require_certificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
                                             : SSL_VERIFY_PEER;
         SSL_CTX_set_verify(ssl, mode, NULL);
@@ -291,7 +293,8 @@ static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t er
          * system's CAs. `insecure` only skips the host name (see tls_layer_new). */
         if (!have_cas && SSL_CTX_set_default_verify_paths(ssl) != 1) {
             char reason[160];
-            snprintf(err, errlen, "system CA certificates: %s", ossl_reason(reason, sizeof(reason)));
+            snprintf(err, errlen, "system CA certificates: %s",
+                     ossl_reason(reason, sizeof(reason)));
             goto fail;
         }
         SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
@@ -339,19 +342,58 @@ void tls_ctx_unref(tls_ctx_t *c)
 
 /* ---- the layer ---------------------------------------------------------------------- */
 
-/* Move everything OpenSSL wrote into *down. -1 when out of memory. */
+/* Move everything OpenSSL wrote into *down. -1 when out of memory. BIO_read, not
+ * BIO_get_mem_data + BIO_reset: a reset clears the BIO's whole allocation with memset,
+ * which after one large burst would cost that much on every small write. */
 static int drain(tls_layer_t *t, xbuf_t *down)
 {
-    char *p;
-    long n = BIO_get_mem_data(t->wbio, &p);
-    if (n <= 0)
+    size_t n = BIO_ctrl_pending(t->wbio);
+    if (n == 0)
         return 0;
-    if (xbuf_append(down, p, (size_t)n) < 0) {
+    uint8_t *dst = n <= INT_MAX ? xbuf_reserve(down, n) : NULL;
+    if (!dst) {
         snprintf(t->base.error, sizeof(t->base.error), "TLS: out of memory");
         return -1;
     }
-    (void)BIO_reset(t->wbio);
+    int got = BIO_read(t->wbio, dst, (int)n);
+    if (got > 0)
+        xbuf_added(down, (size_t)got);
     return 0;
+}
+
+/* A memory BIO keeps the largest allocation it ever needed. Once a burst is over (the BIO
+ * is empty) and it left more than TRIM_ABOVE, the BIO is swapped for a fresh one, so an
+ * idle connection holds no more than a record's worth. */
+#define TRIM_ABOVE (32 * 1024)
+
+static BIO *new_mem_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) /* an empty BIO means "wait for more", never end of file */
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+static bool oversized_and_empty(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0)
+        return false;
+    BIO_get_mem_ptr(b, &bm);
+    return bm && bm->max > TRIM_ABOVE;
+}
+
+static void trim_bios(tls_layer_t *t)
+{
+    BIO *fresh;
+    if (oversized_and_empty(t->rbio) && (fresh = new_mem_bio())) {
+        SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+        t->rbio = fresh;
+    }
+    if (oversized_and_empty(t->wbio) && (fresh = new_mem_bio())) {
+        SSL_set0_wbio(t->ssl, fresh);
+        t->wbio = fresh;
+    }
 }
 
 /* l->error = "PREFIX: reason" for a fatal SSL error, with the certificate verification
@@ -502,6 +544,8 @@ static int tls_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbuf_t
     /* Even after a failure: the alert that tells the peer why is worth sending. */
     if (drain(t, down) < 0)
         rc = -1;
+    if (rc == 0)
+        trim_bios(t);
     return rc;
 }
 
@@ -524,7 +568,10 @@ static int tls_output(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *down)
         p += done;
         n -= done;
     }
-    return drain(t, down);
+    if (drain(t, down) < 0)
+        return -1;
+    trim_bios(t);
+    return 0;
 }
 
 static bool tls_ready(const xlayer_t *l)
@@ -590,15 +637,13 @@ xlayer_t *tls_layer_new(tls_ctx_t *c, const char *server_name)
     t->base.ops = &tls_ops;
     t->ctx = tls_ctx_ref(c);
     t->ssl = SSL_new(c->ssl);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->rbio = new_mem_bio();
+    t->wbio = new_mem_bio();
     if (!t->ssl || !t->rbio || !t->wbio) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
         goto fail;
     }
-    /* An empty read BIO means "wait for more", never end of file. */
-    BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns them from here: SSL_free */
     if (c->server) {
         SSL_set_accept_state(t->ssl);

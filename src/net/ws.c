@@ -47,6 +47,8 @@ typedef struct ws_layer {
     size_t in_n;
     xbuf_t *up, *down;
     bool oom;
+    bool upgraded; /* the 101 was sent or received */
+    bool goodbye;  /* we sent a close frame of our own (shutdown), not as a refusal */
     /* server */
     const ws_opts_t *opts;
     char peer_ip[64];
@@ -180,7 +182,7 @@ static int frames_input(ws_layer_t *w, const uint8_t *p, size_t n, xbuf_t *up, x
         w->base.finished = true;
         return 0;
     }
-    if (wslay_event_get_close_sent(w->ctx)) {
+    if (wslay_event_get_close_sent(w->ctx) && !w->goodbye) {
         w->phase = WS_CLOSED;
         return violation(w, wslay_event_get_status_code_sent(w->ctx));
     }
@@ -329,6 +331,7 @@ static void upgrade(ws_layer_t *w, const http_head_t *h, xbuf_t *down)
         return;
     }
     w->phase = WS_OPEN;
+    w->upgraded = true;
 }
 
 /* A complete request head: upgrade, file, or refusal. */
@@ -356,9 +359,9 @@ static void answer_request(ws_layer_t *w, const http_head_t *h, xbuf_t *down)
 static int server_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbuf_t *down)
 {
     ws_layer_t *w = (ws_layer_t *)l;
-    if (l->finished || w->phase == WS_CLOSED)
+    if (l->finished)
         return 0; /* the answer is on its way; the rest is not read */
-    if (w->phase == WS_OPEN)
+    if (w->upgraded) /* after our close frame too: the peer's answer completes the close */
         return frames_input(w, p, n, up, down);
     if (n == 0)
         return 0;
@@ -434,9 +437,9 @@ static int client_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
     ws_layer_t *w = (ws_layer_t *)l;
     if (!w->request_sent && send_request(w, down) < 0)
         return -1;
-    if (l->finished || w->phase == WS_CLOSED)
+    if (l->finished)
         return 0;
-    if (w->phase == WS_OPEN)
+    if (w->upgraded)
         return frames_input(w, p, n, up, down);
     if (n == 0)
         return 0;
@@ -451,6 +454,7 @@ static int client_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
                     : check_response(w, &h);
     if (rc == 0) {
         w->phase = WS_OPEN;
+        w->upgraded = true;
         rc = frames_input(w, xbuf_data(&w->head) + hl, xbuf_size(&w->head) - (size_t)hl, up,
                           down);
     }
@@ -481,7 +485,7 @@ static int ws_output(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *down)
 
 static bool ws_ready(const xlayer_t *l)
 {
-    return ((const ws_layer_t *)l)->phase == WS_OPEN;
+    return ((const ws_layer_t *)l)->upgraded;
 }
 
 static void ws_shutdown(xlayer_t *l, int code, xbuf_t *down)
@@ -490,6 +494,7 @@ static void ws_shutdown(xlayer_t *l, int code, xbuf_t *down)
     if (w->phase != WS_OPEN)
         return;
     w->down = down;
+    w->goodbye = true;
     wslay_event_queue_close(w->ctx, (uint16_t)code, NULL, 0);
     wslay_event_send(w->ctx);
     w->down = NULL;

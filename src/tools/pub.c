@@ -89,6 +89,6 @@ int main(int argc, char **argv)
     midge_client_free(cl);
 out:
     free(data);
-    free(c.url_buf);
+    cli_free(&c);
     return rc;
 }

@@ -170,6 +170,6 @@ done:
     midge_client_free(cl);
 out:
     free(data);
-    free(c.url_buf);
+    cli_free(&c);
     return rc;
 }

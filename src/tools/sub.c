@@ -125,6 +125,6 @@ done:
     midge_client_disconnect_wait(cl, 0, 5000);
     midge_client_free(cl);
 out:
-    free(c.url_buf);
+    cli_free(&c);
     return rc;
 }

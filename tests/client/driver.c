@@ -17,6 +17,9 @@
 
 static const char *host;
 static int port;
+/* MIDGE_DRIVER_TRANSPORT=tls|ws|wss (with MIDGE_DRIVER_CAFILE, _CERT, _KEY, _WS_PATH): every
+ * scenario then runs over that transport; NULL: plain TCP. */
+static midge_transport_t *env_transport;
 
 static void fail(const char *fmt, ...)
 {
@@ -44,10 +47,16 @@ static void wait_stdin(void)
         fail("no go from the test");
 }
 
+static void options_init(midge_options_t *o)
+{
+    midge_options_init(o);
+    o->transport = env_transport;
+}
+
 static midge_client_t *client(int version, const char *id, bool clean)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.version = version;
@@ -172,7 +181,7 @@ static int sc_pubsub(int v)
 static int sc_props(void)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.topic_alias_maximum = 5;
@@ -222,7 +231,7 @@ static int sc_props(void)
 static int sc_will(int v, const char *mode)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.version = v;
@@ -377,7 +386,7 @@ static void o_connect(midge_client_t *c, void *ud, uint8_t reason, bool sp,
 static int sc_offline(int v, int n)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.version = v;
@@ -425,7 +434,7 @@ static int sc_offline(int v, int n)
 static int sc_resend(int v, int qos)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.version = v;
@@ -452,7 +461,7 @@ static int sc_resend(int v, int qos)
 static int sc_session(int v)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.version = v;
@@ -484,7 +493,7 @@ static int sc_session(int v)
 static int sc_keepalive(void)
 {
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.keepalive = 1;
@@ -627,9 +636,9 @@ static int64_t ct_now(void *ctx)
 static int sc_transport(void)
 {
     counting_t t = {.tcp = midge_transport_tcp()};
-    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.transport = &tr;
@@ -661,9 +670,9 @@ static int sc_alias_out(void)
     long sent[2];
     for (int on = 0; on < 2; on++) {
         counting_t t = {.tcp = midge_transport_tcp()};
-        midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+        midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
         midge_options_t o;
-        midge_options_init(&o);
+        options_init(&o);
         o.host = host;
         o.port = (uint16_t)port;
         o.transport = &tr;
@@ -692,9 +701,9 @@ static int sc_alias_out(void)
 static int sc_backoff(int attempts)
 {
     counting_t t = {.tcp = midge_transport_tcp(), .refuse = true};
-    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now};
+    midge_transport_t tr = {&t, ct_open, ct_send, ct_recv, ct_close, ct_fd, ct_now, NULL};
     midge_options_t o;
-    midge_options_init(&o);
+    options_init(&o);
     o.host = host;
     o.port = (uint16_t)port;
     o.transport = &tr;
@@ -715,18 +724,89 @@ static int sc_backoff(int attempts)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* connect_error: a connection that fails; the status and the transport's reason. */
+static int sc_connect_error(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc < 4) {
-        fprintf(stderr, "usage: driver SCENARIO HOST PORT [ARGS]\n");
-        return 2;
+    midge_client_t *c = client(MIDGE_MQTT_V311, "error-driver", true);
+    int rc = midge_client_connect_wait(c, 5000, NULL);
+    printf("RC %s WHY %s\n", midge_strerror(rc), midge_transport_error(env_transport));
+    midge_client_free(c);
+    return 0;
+}
+
+/* bulk N SIZE: N QoS 1 messages of SIZE bytes to ourselves, each with its own byte pattern;
+ * every one must come back whole and in order (through a TLS or WebSocket transport, many
+ * of them arrive in one read and wait decoded in the transport). */
+static void bulk_fill(uint8_t *p, int size, int k)
+{
+    for (int i = 0; i < size; i++)
+        p[i] = (uint8_t)(k * 31 + i * 7);
+}
+
+static int sc_bulk(int n, int size)
+{
+    midge_client_t *c = client(MIDGE_MQTT_V311, "bulk-driver", true);
+    check(midge_client_connect_wait(c, 5000, NULL), "connect");
+    midge_subscription_t s = {.filter = "bulk/#", .qos = 1};
+    check(midge_client_subscribe_wait(c, &s, 1, 0, 5000, NULL), "subscribe");
+    uint8_t *want = malloc((size_t)size);
+    if (!want)
+        fail("out of memory");
+    for (int k = 0; k < n; k++) {
+        bulk_fill(want, size, k);
+        int rc;
+        while ((rc = midge_client_publish_wait(c, "bulk/t", want, (size_t)size, 1, false, NULL,
+                                               10000, NULL)) == MIDGE_EFULL)
+            usleep(1000);
+        check(rc, "publish");
     }
-    const char *sc = argv[1];
-    host = argv[2];
-    port = atoi(argv[3]);
+    for (int k = 0; k < n; k++) {
+        midge_message_t *m = receive(c, 10000);
+        if (!m)
+            fail("message %d of %d missing", k, n);
+        bulk_fill(want, size, k);
+        if (m->payload_len != (size_t)size || memcmp(m->payload, want, (size_t)size))
+            fail("message %d: %zu bytes, not the ones sent", k, m->payload_len);
+        midge_message_free(m);
+    }
+    free(want);
+    printf("BULK %d x %d OK\n", n, size);
+    check(midge_client_disconnect_wait(c, 0, 5000), "disconnect");
+    midge_client_free(c);
+    return 0;
+}
+
+static int env_transport_init(void)
+{
+    const char *kind = getenv("MIDGE_DRIVER_TRANSPORT");
+    if (!kind || !*kind)
+        return 0;
+    midge_tls_options_t tls = {.cafile = getenv("MIDGE_DRIVER_CAFILE"),
+                               .certfile = getenv("MIDGE_DRIVER_CERT"),
+                               .keyfile = getenv("MIDGE_DRIVER_KEY")};
+    char err[256];
+    if (!strcmp(kind, "tls"))
+        env_transport = midge_transport_tls_new(&tls, err, sizeof err);
+    else if (!strcmp(kind, "ws") || !strcmp(kind, "wss"))
+        env_transport = midge_transport_ws_new(getenv("MIDGE_DRIVER_WS_PATH"),
+                                               kind[2] == 's' ? &tls : NULL, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "unknown transport %s", kind);
+    if (!env_transport) {
+        printf("TRANSPORT ERROR %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_scenario(const char *sc, int argc, char **argv)
+{
     int a = argc > 4 ? atoi(argv[4]) : 5;
     int b = argc > 5 ? atoi(argv[5]) : 0;
+    if (!strcmp(sc, "connect_error"))
+        return sc_connect_error();
+    if (!strcmp(sc, "bulk"))
+        return sc_bulk(a, b);
     if (!strcmp(sc, "connect"))
         return sc_connect(a);
     if (!strcmp(sc, "refused"))
@@ -763,4 +843,20 @@ int main(int argc, char **argv)
         return sc_unreachable();
     fprintf(stderr, "unknown scenario %s\n", sc);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 4) {
+        fprintf(stderr, "usage: driver SCENARIO HOST PORT [ARGS]\n");
+        return 2;
+    }
+    host = argv[2];
+    port = atoi(argv[3]);
+    if (env_transport_init() < 0)
+        return 0;
+    int rc = run_scenario(argv[1], argc, argv);
+    midge_transport_free(env_transport);
+    return rc;
 }

@@ -3,9 +3,11 @@ meaning of "close"): the offending connection alone is closed, one log line name
 and the rule broken, and the refusal is counted in $SYS/broker/protocol_errors."""
 import re
 import time
+import types
 
 import pytest
 
+from conftest import free_port, wait_listening
 from mqttraw import (PUBLISH, V5, V311, Bystander, Client, connected, packet, publish, string, u16,
                      RC_TOPIC_NAME_INVALID)
 
@@ -84,3 +86,25 @@ def test_declared_oversize_packet_costs_nothing(broker_factory):
         c.send(bytes([0x30, 0xFF, 0xFF, 0xFF, 0x7F]) + u16(3) + b"a/b")
         c.expect_disconnect(0x95)
     assert rss_kb() - before < 16 * 1024
+
+
+@pytest.mark.parametrize("version,first_bytes,rule", [
+    (1, b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", r"PROXY v1: header does not start with \"PROXY \""),
+    (2, b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 1883\r\n",
+     r"PROXY: a v1 header on a listener that expects v2"),
+    (2, b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x08", r"PROXY v2: length shorter than the IPv4 "
+                                                  r"address block \(12 bytes\)"),
+], ids=["no-header", "v1-on-v2", "lying-length"])
+def test_proxy_header_refusal_logged_with_address(broker_factory, version, first_bytes, rule):
+    """A listener with enable_proxy_protocol refuses a connection whose first bytes cannot be
+    a PROXY header: closed at once (no CONNECT timeout), one line naming the socket's address
+    (the header named none) and the parser's reason, nobody else disturbed."""
+    port = free_port()
+    broker = broker_factory(config=f"listener {port} 127.0.0.1\nenable_proxy_protocol {version}\n"
+                                   "allow_anonymous true")
+    assert wait_listening(port)
+    with Bystander(broker):
+        c = Client(types.SimpleNamespace(host="127.0.0.1", port=port), V311)
+        c.try_send(first_bytes)
+        assert c.expect_closed(2.0) < 2.0
+    wait_for_log(broker, rf"Connection from 127\.0\.0\.1:\d+ closed: {rule}")

@@ -53,15 +53,17 @@ static int make_certs(void **state)
         fprintf(stderr, "test_tls: scripts/gen-certs.sh not found: set MIDGE_SOURCE_DIR\n");
         return -1;
     }
-    snprintf(certdir, sizeof(certdir), "%s/midge-tls-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(certdir, sizeof(certdir), "%s/midge-tls-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(certdir))
         return -1;
     snprintf(cmd, sizeof(cmd), "'%s' '%s'", script, certdir);
     if (system(cmd) != 0)
         return -1;
-    snprintf(cmd, sizeof(cmd),
-             "openssl pkey -in '%s/server.key' -aes256 -passout pass:secret -out '%s/encrypted.key'",
-             certdir, certdir);
+    snprintf(
+        cmd, sizeof(cmd),
+        "openssl pkey -in '%s/server.key' -aes256 -passout pass:secret -out '%s/encrypted.key'",
+        certdir, certdir);
     if (system(cmd) != 0)
         return -1;
     /* Files that are not what their name promises, for the error tests. */
@@ -118,6 +120,12 @@ static tls_ctx_t *client_ctx(tls_opts_t o)
     return c;
 }
 
+/* xbuf_data() of a buffer that never held anything is NULL + 0, which UBSan reports. */
+static const uint8_t *bytes_of(const xbuf_t *b)
+{
+    return xbuf_size(b) ? xbuf_data(b) : NULL;
+}
+
 /* Feed e its inbox; what it sends goes to the other end's inbox. */
 static void feed(end_t *e, end_t *other)
 {
@@ -126,9 +134,9 @@ static void feed(end_t *e, end_t *other)
         xbuf_consume(&e->inbox, xbuf_size(&e->inbox));
         return;
     }
-    e->rc = e->l->ops->input(e->l, xbuf_data(&e->inbox), xbuf_size(&e->inbox), &e->app, &down);
+    e->rc = e->l->ops->input(e->l, bytes_of(&e->inbox), xbuf_size(&e->inbox), &e->app, &down);
     xbuf_consume(&e->inbox, xbuf_size(&e->inbox));
-    assert_int_equal(xbuf_append(&other->inbox, xbuf_data(&down), xbuf_size(&down)), 0);
+    assert_int_equal(xbuf_append(&other->inbox, bytes_of(&down), xbuf_size(&down)), 0);
     xbuf_free(&down);
 }
 
@@ -271,7 +279,7 @@ static void test_handshake_byte_by_byte(void **state)
             xbuf_t down = {0};
             p.s.rc = p.s.l->ops->input(p.s.l, xbuf_data(&whole) + i, 1, &p.s.app, &down);
             assert_int_equal(p.s.rc, 0);
-            assert_int_equal(xbuf_append(&p.c.inbox, xbuf_data(&down), xbuf_size(&down)), 0);
+            assert_int_equal(xbuf_append(&p.c.inbox, bytes_of(&down), xbuf_size(&down)), 0);
             xbuf_free(&down);
         }
         xbuf_free(&whole);
@@ -332,10 +340,11 @@ static void test_require_certificate_refuses_client_without_one(void **state)
 static void test_expired_client_certificate_refused(void **state)
 {
     (void)state;
-    expect_refused(
-        server_ctx((tls_opts_t){.cafile = F("ca.crt")}),
-        client_ctx((tls_opts_t){.certfile = F("client-expired.crt"), .keyfile = F("client-expired.key")}),
-        "localhost", server_side, "TLS handshake: certificate verify failed (certificate has expired)");
+    expect_refused(server_ctx((tls_opts_t){.cafile = F("ca.crt")}),
+                   client_ctx((tls_opts_t){.certfile = F("client-expired.crt"),
+                                           .keyfile = F("client-expired.key")}),
+                   "localhost", server_side,
+                   "TLS handshake: certificate verify failed (certificate has expired)");
 }
 
 static void test_revoked_client_certificate_refused_with_crl(void **state)
@@ -366,17 +375,18 @@ static void test_wrong_ca_refused(void **state)
     const char *why = "TLS handshake: certificate verify failed (unable to get local issuer "
                       "certificate)";
     /* The client trusts another CA than the one that signed the server. */
-    expect_refused(server_ctx((tls_opts_t){0}), client_ctx((tls_opts_t){.cafile = F("other-ca.crt")}),
-                   "localhost", client_side, why);
+    expect_refused(server_ctx((tls_opts_t){0}),
+                   client_ctx((tls_opts_t){.cafile = F("other-ca.crt")}), "localhost", client_side,
+                   why);
     /* The server shows a certificate of the other CA. */
     expect_refused(server_ctx((tls_opts_t){.certfile = F("other-server.crt"),
                                            .keyfile = F("other-server.key")}),
                    client_ctx((tls_opts_t){0}), "localhost", client_side, why);
     /* The client's certificate comes from a CA the server does not trust. */
-    expect_refused(
-        server_ctx((tls_opts_t){.cafile = F("ca.crt")}),
-        client_ctx((tls_opts_t){.certfile = F("other-client.crt"), .keyfile = F("other-client.key")}),
-        "localhost", server_side, why);
+    expect_refused(server_ctx((tls_opts_t){.cafile = F("ca.crt")}),
+                   client_ctx((tls_opts_t){.certfile = F("other-client.crt"),
+                                           .keyfile = F("other-client.key")}),
+                   "localhost", server_side, why);
 }
 
 static void test_host_name_checked_by_client(void **state)
@@ -483,8 +493,8 @@ static void test_shutdown_before_handshake_sends_nothing(void **state)
 static void test_plain_mqtt_on_tls_refused(void **state)
 {
     (void)state;
-    static const uint8_t connect[] = {0x10, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02,
-                                      0x00, 0x3c, 0x00, 0x04, 'a',  'b', 'c', 'd'};
+    static const uint8_t connect[] = {0x10, 0x10, 0x00, 0x04, 'M',  'Q', 'T', 'T', 0x04,
+                                      0x02, 0x00, 0x3c, 0x00, 0x04, 'a', 'b', 'c', 'd'};
     tls_ctx_t *sc = server_ctx((tls_opts_t){0});
     xlayer_t *l = tls_layer_new(sc, NULL);
     tls_ctx_unref(sc);
@@ -548,11 +558,12 @@ static void test_bad_files_and_options_name_what_is_wrong(void **state)
 
     const char *ca = F("ca.crt");
     snprintf(want, sizeof(want), "crlfile %s: No such file or directory", missing);
-    expect_ctx_error(true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca,
-                                        .crlfile = missing}, want);
+    expect_ctx_error(
+        true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca, .crlfile = missing},
+        want);
     snprintf(want, sizeof(want), "crlfile %s: no PEM CRL in the file", crt);
-    expect_ctx_error(true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca,
-                                        .crlfile = crt}, want);
+    expect_ctx_error(
+        true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca, .crlfile = crt}, want);
 
     expect_ctx_error(true, (tls_opts_t){.certfile = crt, .keyfile = key, .tls_version = "tlsv1.1"},
                      "tls_version tlsv1.1: not tlsv1.2 or tlsv1.3");
@@ -560,7 +571,8 @@ static void test_bad_files_and_options_name_what_is_wrong(void **state)
                      "ciphers NOPE: no cipher match");
     expect_ctx_error(true, (tls_opts_t){.certfile = crt, .keyfile = key, .ciphers13 = "NOPE"},
                      "ciphers_tls1.3 NOPE: no cipher match");
-    expect_ctx_error(true, (tls_opts_t){.certfile = crt, .keyfile = key, .require_certificate = true},
+    expect_ctx_error(true,
+                     (tls_opts_t){.certfile = crt, .keyfile = key, .require_certificate = true},
                      "require_certificate needs a cafile or capath");
     expect_ctx_error(true, (tls_opts_t){.keyfile = key}, "a TLS listener needs a certfile");
     snprintf(want, sizeof(want), "keyfile %s without a certfile", key);
