@@ -274,14 +274,28 @@ def test_unix_socket_listener(tmp_path):
     assert not os.path.exists(sock)
 
 
+def refused(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
 def test_socket_domain_ipv6(broker_factory):
-    """listener PORT localhost + socket_domain ipv6: ::1 answers, 127.0.0.1 does not."""
-    port = free_port()
-    b = broker_factory(config=f"listener {port} localhost\nsocket_domain ipv6\n"
-                              "allow_anonymous true")
-    wait_for(lambda: try_connect(at("::1", port), "v6") is not None, what="the ::1 listener")
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    """socket_domain ipv6 on `listener PORT ::1` and on a listener of all addresses: ::1
+    answers, 127.0.0.1 does not; socket_domain ipv4 the other way round."""
+    p_v6local, p_v6, p_v4 = free_port(), free_port(), free_port()
+    b = broker_factory(config=f"allow_anonymous true\n"
+                              f"listener {p_v6local} ::1\nsocket_domain ipv6\n"
+                              f"listener {p_v6}\nsocket_domain ipv6\n"
+                              f"listener {p_v4}\nsocket_domain ipv4\n")
+    for port in (p_v6local, p_v6):
+        wait_for(lambda: try_connect(at("::1", port), f"v6-{port}") is not None,
+                 what=f"::1 port {port}")
+        assert refused("127.0.0.1", port)
+    assert try_connect(at("127.0.0.1", p_v4), "v4") is not None
+    assert refused("::1", p_v4)
     assert b.alive()
 
 
