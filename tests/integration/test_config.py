@@ -129,7 +129,8 @@ def test_bad_file_stops_start_up(tmp_path):
 def test_pid_file_written_and_removed(tmp_path):
     pid_path = tmp_path / "midge.pid"
     b = stopped_broker(f"pid_file {pid_path}")
-    wait_for(pid_path.exists, what="the pid file")
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
     assert pid_path.read_text() == f"{b.proc.pid}\n"
     assert b.stop() == 0
     assert not pid_path.exists()
@@ -144,7 +145,8 @@ def test_pid_file_relative_path(tmp_path):
     finally:
         os.chdir(cwd)
     pid_path = tmp_path / "rel.pid"
-    wait_for(pid_path.exists, what="the pid file")
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
     assert pid_path.read_text() == f"{b.proc.pid}\n"
     assert b.stop() == 0
     assert not pid_path.exists()
@@ -159,7 +161,9 @@ def test_pid_file_daemon(tmp_path):
     r = subprocess.run([MIDGE_BIN, "-c", str(conf), "-p", str(port), "-d"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
-    wait_for(pid_path.exists, what="the pid file")
+    # the daemon writes it after the parent has exited: wait for the whole line
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
     pid = int(pid_path.read_text())
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
