@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from conftest import MIDGE_BIN, Broker, free_port
+from conftest import MIDGE_BIN, ROOT, Broker, free_port
 from mqttraw import (CONNACK, P_SERVER_KEEP_ALIVE, V31, V311, V5, Client, Closed, Timeout,
                      connect)
 
@@ -112,6 +112,17 @@ def test_test_config_needs_a_file():
     r = run_midge("--test-config")
     assert r.returncode == 1
     assert r.stderr == "midge: option '--test-config' needs a configuration file (-c FILE)\n"
+
+
+def test_repo_midge_conf_is_valid(tmp_path):
+    """The commented midge.conf of the repository passes --test-config once its certificates
+    exist (it names them relative to the directory midge starts in)."""
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-certs.sh"), str(tmp_path / "certs")],
+                   check=True, timeout=120, capture_output=True)
+    conf = os.path.join(ROOT, "midge.conf")
+    r = subprocess.run([MIDGE_BIN, "-c", conf, "--test-config"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=10)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{conf}: configuration OK\n", "")
 
 
 def test_bad_file_stops_start_up(tmp_path):
