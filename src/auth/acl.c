@@ -281,7 +281,10 @@ static bool has_wildcard(const char *s)
 
 /* May this client do this? (see auth.h). Deny lines of the client's section and of the
  * patterns win over every grant; access is granted when the grants together give every
- * bit asked for. */
+ * bit asked for. Mosquitto 2.0 looks at the patterns only when the client's section
+ * neither grants nor denies, so a "pattern deny" there cannot take back a "topic" grant;
+ * Midge follows its documentation instead ("any deny topics are handled before topics
+ * that grant read/write access"), which only ever refuses more. */
 bool auth_acl_check(const auth_t *a, const char *username, const char *client_id, const char *topic,
                     size_t topic_len, int access)
 {

@@ -7,7 +7,10 @@ marked midge_only is mosquitto 2.0's behaviour. Where Midge differs on purpose:
   (Bad username or password); mosquitto 2.0 answers 5 / 0x87 (Not authorized);
 - SUBSCRIBE is checked: a filter that no read line of the client covers is refused (5.0
   0x87, 3.1.1 0x80) per filter; mosquitto 2.0 grants every filter and filters on delivery
-  only. Delivery is checked by both.
+  only. Delivery is checked by both;
+- a deny line wins over every grant, wherever both are: mosquitto 2.0 decides on the
+  client's section first and looks at the patterns only when the section neither grants
+  nor denies, so there a "pattern deny" cannot take back what a "topic" line grants.
 Raw MQTT clients (mqttraw) give the exact reason codes; every wait has a timeout.
 """
 import os
@@ -266,6 +269,24 @@ def test_queued_only_with_read_access(acl_broker, version):
     carol = client(acl_broker, "carol", "c-carol-q", version, **kw)
     assert carol.connack.session_present
     expect_only(carol, ["a/q", "c/q"])
+
+
+@pytest.mark.midge_only
+def test_pattern_deny_beats_section_grant(broker_factory, files):
+    acl = files["acl"] + ".deny"
+    with open(acl, "w") as f:
+        f.write("topic readwrite y/#\npattern deny y/%c\nuser alice\ntopic readwrite x/#\n"
+                "pattern deny x/%c\nuser bob\ntopic deny z/bob\npattern readwrite z/%u\n")
+    os.chmod(acl, 0o644)
+    b = broker_factory(config=f"allow_anonymous true\nacl_file {acl}")
+    alice = client(b, "alice", "c1")
+    alice.pub("x/c1", b"x", qos=1, expect_rc=NOT_AUTHORIZED)
+    alice.pub("x/c2", b"x", qos=1, expect_rc=OK)
+    anon = client(b, None, "c3")
+    anon.pub("y/c3", b"x", qos=1, expect_rc=NOT_AUTHORIZED)
+    anon.pub("y/c1", b"x", qos=1, expect_rc=OK)
+    bob = client(b, "bob", "c4")  # a section's deny beats a pattern's grant (as mosquitto)
+    bob.pub("z/bob", b"x", qos=1, expect_rc=NOT_AUTHORIZED)
 
 
 def test_no_acl_file_allows_everything(broker):
