@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -54,13 +55,19 @@ class WsBroker:
         self.ws_port = ws_port      # WebSocket
 
 
-@pytest.fixture
-def wsb(broker_factory, http_dir):
+def start_ws(broker_factory, http_dir, listener_extra="", global_extra=""):
+    """A broker with a WebSocket listener; listener_extra goes under its `listener` line."""
     ws_port = free_port()
-    b = broker_factory(config=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
-                              f"http_dir {http_dir}\nallow_anonymous true")
+    b = broker_factory(config=f"{global_extra}\nlistener {ws_port} 127.0.0.1\n"
+                              f"protocol websockets\nhttp_dir {http_dir}\n{listener_extra}\n"
+                              "allow_anonymous true")
     assert wait_listening(ws_port), f"no WebSocket listener on {ws_port}:\n{b.log()}"
     return WsBroker(b, ws_port)
+
+
+@pytest.fixture
+def wsb(broker_factory, http_dir):
+    return start_ws(broker_factory, http_dir)
 
 
 def ws_client(wsb, **kw):
@@ -207,6 +214,56 @@ def test_unmasked_frame_closes_1002_others_undisturbed(wsb, ws):
     other_tcp.publish("calm/t", b"still here", qos=1)
     m = other_ws.expect_message()
     assert (m.topic, m.payload) == ("calm/t", b"still here")
+
+
+@pytest.mark.midge_only
+def test_message_over_max_packet_size_closes_1009(broker_factory, http_dir, ws):
+    """The listener's largest message follows max_packet_size (plus a fixed header's room)."""
+    wsb = start_ws(broker_factory, http_dir, global_extra="max_packet_size 1000")
+    c = ws(wsb)
+    c.upgrade()
+    connect_v311(c, "big")
+    c.send_mqtt(raw.publish("big/t", b"x" * 900, version=raw.V311))  # under the limit
+    c.send_mqtt(raw.pingreq())
+    assert c.recv_packet() == (raw.PINGRESP, 0, b"")
+    c.send_mqtt(raw.publish("big/t", b"x" * 2000, version=raw.V311))
+    c.expect_close(1009)
+
+
+@pytest.mark.midge_only
+def test_origin_checked_when_configured(broker_factory, http_dir, ws):
+    wsb = start_ws(broker_factory, http_dir,
+                   listener_extra="websockets_origin http://dash.example")
+    c = ws(wsb)
+    c.upgrade(extra=["Origin: http://evil.example"], expect=403)
+    c.expect_eof()
+    c = ws(wsb)
+    c.upgrade(extra=["Origin: http://dash.example"])
+    connect_v311(c, "good-origin")
+
+
+def wait_log(b, text, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in b.log():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.midge_only
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+def test_forwarded_for(broker_factory, http_dir, ws, trusted):
+    """X-Forwarded-For names the client only when it comes from a trusted proxy."""
+    extra = "websockets_trusted_proxy 127.0.0.1" if trusted else ""
+    wsb = start_ws(broker_factory, http_dir, listener_extra=extra)
+    c = ws(wsb)
+    c.upgrade(extra=["X-Forwarded-For: 203.0.113.9, 10.1.1.1"])
+    connect_v311(c, "behind-proxy")
+    want = "from 203.0.113.9 as behind-proxy" if trusted else "from 127.0.0.1"
+    assert wait_log(wsb.b, want), wsb.b.log()
+    if not trusted:
+        assert "203.0.113.9" not in wsb.b.log()
 
 
 @pytest.mark.midge_only
