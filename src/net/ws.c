@@ -9,6 +9,9 @@
  * hold several packets (MQTT 5.0 6.0: the data is a byte stream). wslay answers pings and
  * close frames itself and refuses frames with the wrong masking (RFC 6455 5.1) with 1002.
  *
+ * Each output() is one unfragmented binary frame: paho-mqtt 1.x (Python) does not join
+ * continuation frames, so fragmenting large messages would break it.
+ *
  * Subprotocol (RFC 6455 4.2.2, MQTT 5.0 6.0): the client's first offer among "mqtt" and
  * "mqttv3.1" is answered; one that offers only others gets 400. MQTT-6.0.0-3 obliges the
  * client to offer "mqtt" but leaves the server free, so a client that offers none (tools
