@@ -345,3 +345,18 @@ def test_tls_without_header_refused(broker_factory, certs):
         assert time.monotonic() - start < PROMPT
         raw.close()
     wait_for_log(broker, r"PROXY v2: bad signature")
+
+
+def test_header_never_completed_times_out(broker_factory):
+    """A header that stops halfway (a slow or broken proxy) does not hold the connection
+    forever: connect_timeout covers the header too."""
+    port = free_port()
+    broker = broker_factory(config=f"connect_timeout 1\nlistener {port} 127.0.0.1\n"
+                                   "enable_proxy_protocol 2\nallow_anonymous true\n")
+    assert wait_listening(port)
+    broker.proxy = types.SimpleNamespace(host="127.0.0.1", port=port)
+    with Bystander(broker):
+        c = proxied_client(broker, v2()[:20])
+        elapsed = c.expect_closed(5.0)
+        assert 0.9 < elapsed < 5.0
+    wait_for_log(broker, r"127\.0\.0\.1:\d+[^\n]*no CONNECT within connect_timeout")
