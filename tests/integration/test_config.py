@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from conftest import MIDGE_BIN, ROOT, Broker, free_port, wait_listening
+from conftest import MIDGE_BIN, ROOT, SANITIZER_MARKS, Broker, free_port, wait_listening
 from mqttraw import (CONNACK, P_SERVER_KEEP_ALIVE, V31, V311, V5, Client, Closed, Timeout,
                      connect)
 
@@ -217,7 +217,10 @@ def test_mosquitto_file_works_unchanged(tmp_path):
         assert "Opening" in (tmp_path / "broker.log").read_text()
     finally:
         midge.terminate()
-        assert midge.wait(10) == 0
+        out = midge.communicate(timeout=10)[0].decode("utf-8", "replace")
+    assert midge.returncode == 0, out
+    for mark in SANITIZER_MARKS:
+        assert mark not in out, out
 
 
 def test_bad_file_stops_start_up(tmp_path):
