@@ -21,7 +21,7 @@
 #include "broker/log.h"
 #include "conf/config.h"
 
-/* pid_file as an absolute path: daemon() moves to "/", and the file is removed at exit. */
+/* path made absolute against the working directory at start-up. */
 static int absolute_path(const char *path, char *out, size_t outlen)
 {
     char cwd[CONFIG_PATH_MAX];
@@ -32,7 +32,11 @@ static int absolute_path(const char *path, char *out, size_t outlen)
         n = snprintf(out, outlen, "%s/%s", cwd, path);
     else
         return -1;
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+    if (n < 0 || (size_t)n >= outlen) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
 }
 
 static int write_pid_file(const char *path)
@@ -97,12 +101,15 @@ int main(int argc, char **argv)
                     ((types & CONFIG_LOG_DEBUG) ? 1u << LOG_DEBUG : 0);
     log_configure(mask, cfg.log_dest & CONFIG_LOG_DEST_STDOUT,
                   cfg.log_dest & CONFIG_LOG_DEST_STDERR, cfg.log_timestamp);
-    if ((cfg.log_dest & CONFIG_LOG_DEST_FILE) && log_set_file(cfg.log_file) < 0) {
+    /* Absolute paths: -d moves to "/" before the log is reopened or the pid file removed. */
+    char log_path[CONFIG_PATH_MAX + 512] = "", pid_path[CONFIG_PATH_MAX + 512] = "";
+    if ((cfg.log_dest & CONFIG_LOG_DEST_FILE) &&
+        (absolute_path(cfg.log_file, log_path, sizeof(log_path)) < 0 ||
+         log_set_file(log_path) < 0)) {
         fprintf(stderr, "midge: log_dest file %s: cannot open: %s\n", cfg.log_file,
                 strerror(errno));
         return 1;
     }
-    char pid_path[CONFIG_PATH_MAX + 512] = "";
     if (cfg.pid_file[0] && absolute_path(cfg.pid_file, pid_path, sizeof(pid_path)) < 0) {
         fprintf(stderr, "midge: pid_file %s: path too long\n", cfg.pid_file);
         return 1;

@@ -263,10 +263,11 @@ def test_pid_file_relative_path(tmp_path):
 
 def test_pid_file_daemon(tmp_path):
     """-d: the pid_file holds the daemon's pid (written after the fork, as an absolute path
-    since the daemon moves to /), and it is removed when the daemon stops."""
+    since the daemon moves to /), and it is removed when the daemon stops; a relative
+    log_dest file stays relative to the start directory."""
     port = free_port()
     pid_path = tmp_path / "d.pid"
-    conf = write(tmp_path / "d.conf", "pid_file d.pid\n")
+    conf = write(tmp_path / "d.conf", "pid_file d.pid\nlog_dest file d.log\n")
     r = subprocess.run([MIDGE_BIN, "-c", str(conf), "-p", str(port), "-d"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
@@ -282,6 +283,9 @@ def test_pid_file_daemon(tmp_path):
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not pid_path.exists(), what="the pid file to go")
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
+    # the relative log file too is where midge started, not in "/"
+    log = (tmp_path / "d.log").read_text()
+    assert "running" in log and "terminating" in log, log
 
 
 def test_log_dest_file(tmp_path):
