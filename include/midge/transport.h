@@ -91,9 +91,8 @@ MIDGE_API midge_transport_t *midge_transport_tls_new(const midge_tls_options_t *
  * "mqtt" and waits for the broker's 101, all within connect_timeout_ms; MQTT then travels
  * in masked binary frames. NULL on error with err set (bad TLS files, a path that does not
  * start with '/'). Free with midge_transport_free. */
-MIDGE_API midge_transport_t *midge_transport_ws_new(const char *path,
-                                                    const midge_tls_options_t *tls, char *err,
-                                                    size_t errlen);
+MIDGE_API midge_transport_t *
+midge_transport_ws_new(const char *path, const midge_tls_options_t *tls, char *err, size_t errlen);
 
 /* Why the last connection made through t failed or was closed by a layer, e.g. "TLS
  * handshake: certificate verify failed (unable to get local issuer certificate)" or

@@ -67,6 +67,27 @@ static void setup_ws(listener_t *l)
     l->ws.ntrusted = c->ntrusted;
 }
 
+int listeners_check(const config_t *cfg)
+{
+    int bad = 0;
+    for (int i = 0; i < cfg->listener_count; i++) {
+        const config_listener_t *c = &cfg->listeners[i];
+        if (c->certfile[0]) {
+            tls_ctx_t *t = load_tls(c);
+            if (t)
+                tls_ctx_unref(t);
+            else
+                bad++;
+        }
+        auth_t *a;
+        if (load_auth(c, &a) < 0)
+            bad++;
+        else if (a)
+            auth_free(a);
+    }
+    return bad ? -1 : 0;
+}
+
 /* ---- sockets ------------------------------------------------------------------------ */
 
 static int add_socket(broker_t *b, int fd, int index)

@@ -43,6 +43,9 @@ typedef struct listen_socket {
  * -1 on any error (logged with the file and reason). */
 int listeners_open(struct broker *b);
 void listeners_close(struct broker *b);
+/* --test-config: load every listener's certificates and auth files, open no socket.
+ * -1 when any fails (each failure logged). */
+int listeners_check(const config_t *cfg);
 
 /* The transport stack a new connection on listener l needs, pushed onto x (left empty
  * for plain MQTT over TCP). peer_ip: the address without port. -1 when out of memory. */

@@ -3,7 +3,8 @@
  * A midge_transport_t (transport.h) that connects a TCP socket (sock.c) and runs the
  * broker's own transport layers (src/net: tls.c, ws.c) on it in the client role, so the
  * TLS and WebSocket code exists once. The layers work on memory only; this file owns the
- * socket: it reads into the layers, writes what they produce, and completes the TLS
+ * socket (the layers themselves are driven through xconn.c, shared with midge-bench): it
+ * reads into the layers, writes what they produce, and completes the TLS
  * handshake and the WebSocket upgrade inside open(), within the connect timeout.
  */
 #include <errno.h>
@@ -17,10 +18,8 @@
 #include <unistd.h>
 
 #include "client/sock.h"
+#include "client/xconn.h"
 #include "midge/midge.h"
-#include "net/tls.h"
-#include "net/ws.h"
-#include "net/xport.h"
 
 #define XT_READ_CHUNK 16384
 
@@ -33,19 +32,12 @@ typedef struct xt {
     char error[200];
 } xt_t;
 
-/* One connection. Each layer runs in an xport_t of its own, chained: x[0] is next to the
- * socket; what x[1] has to send is handed to x[0] as application bytes, what x[0] decodes is
- * x[1]'s input. A single stack of two layers would not start the WebSocket upgrade over
- * TLS: xport_input() only gives a layer above the first an input() call when bytes reach it,
- * and the client's upgrade request must go out before any byte arrives. */
+/* One connection: the socket and the layers over it. */
 typedef struct xt_conn {
     int fd;
-    int nx;
-    xport_t x[XPORT_MAX_LAYERS];
-    xbuf_t mid;   /* x[0]'s decoded bytes on their way into x[1] */
-    xbuf_t app;   /* decoded MQTT bytes not yet returned by recv */
-    size_t owed;  /* bytes of the caller's next send that were already encoded (see send) */
-    bool eof;     /* the broker closed the socket */
+    xconn_t *x;
+    size_t owed; /* bytes of the caller's next send that were already encoded (see send) */
+    bool eof;    /* the broker closed the socket */
     xt_t *owner;
 } xt_conn_t;
 
@@ -59,65 +51,17 @@ static void xt_error(xt_t *t, const char *fmt, ...)
 }
 
 /* A layer refused or failed: keep its reason, which names the layer ("TLS handshake: ..."). */
-static int layer_failed(xt_conn_t *c, const xport_t *x)
+static int layer_failed(xt_conn_t *c)
 {
-    xt_error(c->owner, "%s", x->error[0] ? x->error : "transport layer error");
+    xt_error(c->owner, "%s", xconn_error(c->x));
     errno = EPROTO;
     return -1;
-}
-
-/* Hand what each upper xport has encoded down to the one beneath it. */
-static int pass_down(xt_conn_t *c)
-{
-    for (int i = c->nx - 1; i > 0; i--) {
-        xbuf_t *w = &c->x[i].wire;
-        if (!xbuf_size(w))
-            continue;
-        if (xport_output(&c->x[i - 1], xbuf_data(w), xbuf_size(w)) < 0)
-            return layer_failed(c, &c->x[i - 1]);
-        xbuf_consume(w, xbuf_size(w));
-    }
-    return 0;
-}
-
-/* Bytes from the socket (n == 0: the kick that makes client layers start their handshake)
- * up through the layers; the MQTT bytes land in c->app. */
-static int feed(xt_conn_t *c, const uint8_t *p, size_t n)
-{
-    bool kick = p == NULL;
-    for (int i = 0; i < c->nx; i++) {
-        bool top = i == c->nx - 1;
-        if ((kick || n) && xport_input(&c->x[i], p, n, top ? &c->app : &c->mid) < 0)
-            return layer_failed(c, &c->x[i]);
-        if (!top) {
-            n = xbuf_size(&c->mid);
-            p = n ? xbuf_data(&c->mid) : NULL;
-        }
-    }
-    xbuf_consume(&c->mid, xbuf_size(&c->mid));
-    return pass_down(c);
-}
-
-static bool layers_ready(const xt_conn_t *c)
-{
-    for (int i = 0; i < c->nx; i++)
-        if (!xport_ready(&c->x[i]))
-            return false;
-    return true;
-}
-
-static bool layers_finished(const xt_conn_t *c)
-{
-    for (int i = 0; i < c->nx; i++)
-        if (xport_finished(&c->x[i]))
-            return true;
-    return false;
 }
 
 /* Write what waits for the socket; -1 on a socket error. */
 static int flush(xt_conn_t *c)
 {
-    return xport_flush(&c->x[0], c->fd) < 0 ? -1 : 0;
+    return xconn_flush(c->x, c->fd) < 0 ? -1 : 0;
 }
 
 /* Read once from the socket into the layers. 1 when bytes came, 0 when none were there,
@@ -132,8 +76,8 @@ static int read_some(xt_conn_t *c)
         c->eof = true;
         return -1;
     }
-    if (feed(c, buf, (size_t)r) < 0)
-        return -1;
+    if (xconn_input(c->x, buf, (size_t)r) < 0)
+        return layer_failed(c);
     return 1;
 }
 
@@ -141,17 +85,8 @@ static void conn_free(xt_conn_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    for (int i = 0; i < c->nx; i++)
-        xport_cleanup(&c->x[i]);
-    xbuf_free(&c->mid);
-    xbuf_free(&c->app);
+    xconn_free(c->x);
     free(c);
-}
-
-static const char *handshake_name(const xt_t *t)
-{
-    return !t->ws_path ? "TLS handshake" : t->tls ? "TLS handshake or WebSocket upgrade"
-                                                  : "WebSocket upgrade";
 }
 
 /* Drive the handshake(s) until every layer is ready and its last bytes are written, or
@@ -159,21 +94,20 @@ static const char *handshake_name(const xt_t *t)
 static int handshake(xt_conn_t *c, int64_t deadline)
 {
     xt_t *t = c->owner;
-    if (feed(c, NULL, 0) < 0)
-        return -1;
+    const char *step = xconn_handshake_name(c->x);
     for (;;) {
         if (flush(c) < 0)
             return -1;
-        if (layers_ready(c) && !xport_pending(&c->x[0]))
+        if (xconn_ready(c->x) && !xconn_pending(c->x))
             return 0;
         int64_t left = deadline - sock_now_ms();
         if (left <= 0) {
-            xt_error(t, "timed out during the %s", handshake_name(t));
+            xt_error(t, "timed out during the %s", step);
             errno = ETIMEDOUT;
             return -1;
         }
         struct pollfd p = {.fd = c->fd,
-                           .events = (short)(POLLIN | (xport_pending(&c->x[0]) ? POLLOUT : 0))};
+                           .events = (short)(POLLIN | (xconn_pending(c->x) ? POLLOUT : 0))};
         int r = poll(&p, 1, (int)left);
         if (r < 0 && errno != EINTR)
             return -1;
@@ -181,8 +115,7 @@ static int handshake(xt_conn_t *c, int64_t deadline)
             /* A broker that does not speak the layer's protocol on this port usually just
              * closes: say which step it refused. */
             if ((c->eof || errno == ECONNRESET) && !t->error[0])
-                xt_error(t, "the broker closed the connection during the %s",
-                         handshake_name(t));
+                xt_error(t, "the broker closed the connection during the %s", step);
             if (c->eof)
                 errno = ECONNRESET;
             return -1;
@@ -205,21 +138,10 @@ static int xt_open(void *ctx, const char *host, uint16_t port, int timeout_ms, v
     }
     c->fd = fd;
     c->owner = t;
+    c->x = xconn_new(t->tls, t->ws_path, host, port);
     int rc = MIDGE_ENOMEM;
-    if (t->tls) {
-        xlayer_t *l = tls_layer_new(t->tls, host);
-        if (!l)
-            goto fail;
-        xport_init(&c->x[c->nx]);
-        xport_push(&c->x[c->nx++], l);
-    }
-    if (t->ws_path) {
-        xlayer_t *l = ws_layer_new_client(host, port, t->ws_path);
-        if (!l)
-            goto fail;
-        xport_init(&c->x[c->nx]);
-        xport_push(&c->x[c->nx++], l);
-    }
+    if (!c->x)
+        goto fail;
     rc = MIDGE_ECONN;
     if (handshake(c, deadline) < 0)
         goto fail;
@@ -242,16 +164,15 @@ static long xt_send(void *ctx, void *conn, const uint8_t *p, size_t n)
     xt_conn_t *c = conn;
     if (flush(c) < 0)
         return -1;
-    if (xport_pending(&c->x[0]) || n == 0)
+    if (xconn_pending(c->x) || n == 0)
         return 0;
     size_t skip = c->owed < n ? c->owed : n;
     c->owed -= skip;
-    xport_t *top = &c->x[c->nx - 1];
-    if (n > skip && xport_output(top, p + skip, n - skip) < 0)
-        return layer_failed(c, top);
-    if (pass_down(c) < 0 || flush(c) < 0)
+    if (xconn_output(c->x, p + skip, n - skip) < 0)
+        return layer_failed(c);
+    if (flush(c) < 0)
         return -1;
-    if (xport_pending(&c->x[0])) {
+    if (xconn_pending(c->x)) {
         c->owed = 1;
         return (long)n - 1;
     }
@@ -261,24 +182,22 @@ static long xt_send(void *ctx, void *conn, const uint8_t *p, size_t n)
 static long xt_recv(void *ctx, void *conn, uint8_t *p, size_t n)
 {
     xt_conn_t *c = conn;
+    xbuf_t *app = xconn_app(c->x);
     int r = 0;
-    if (!xbuf_size(&c->app) && !c->eof) {
+    if (!xbuf_size(app) && !c->eof) {
         r = read_some(c);
         /* A layer may answer on its own (a pong, a TLS alert): send it while we are here. */
         if (flush(c) < 0)
             r = -1;
     }
-    size_t k = xbuf_size(&c->app) < n ? xbuf_size(&c->app) : n;
+    size_t k = xbuf_size(app) < n ? xbuf_size(app) : n;
     if (k) {
-        memcpy(p, xbuf_data(&c->app), k);
-        xbuf_consume(&c->app, k);
+        memcpy(p, xbuf_data(app), k);
+        xbuf_consume(app, k);
         return (long)k;
     }
-    if (r < 0 || c->eof || layers_finished(c)) {
-        if (c->eof && !c->owner->error[0] && layers_finished(c))
-            xt_error(c->owner, "%s", "the broker closed the connection");
+    if (r < 0 || c->eof || xconn_finished(c->x))
         return -1;
-    }
     return 0;
 }
 
@@ -288,10 +207,7 @@ static void xt_close(void *ctx, void *conn)
     /* Say goodbye at the transport level too (close frame, close_notify), best effort: the
      * socket is non-blocking and closes right after. */
     if (!c->eof) {
-        xport_shutdown(&c->x[c->nx - 1], 1000);
-        if (pass_down(c) == 0)
-            for (int i = c->nx - 2; i >= 0; i--)
-                xport_shutdown(&c->x[i], 1000);
+        xconn_shutdown(c->x);
         flush(c);
     }
     conn_free(c);
@@ -309,7 +225,7 @@ static int64_t xt_now_ms(void *ctx)
 
 static size_t xt_pending(void *ctx, void *conn)
 {
-    return xbuf_size(&((xt_conn_t *)conn)->app);
+    return xbuf_size(xconn_app(((xt_conn_t *)conn)->x));
 }
 
 static xt_t *xt_new(const midge_tls_options_t *o, const char *ws_path, char *err, size_t errlen)
@@ -353,8 +269,7 @@ fail:
     return NULL;
 }
 
-midge_transport_t *midge_transport_tls_new(const midge_tls_options_t *tls, char *err,
-                                           size_t errlen)
+midge_transport_t *midge_transport_tls_new(const midge_tls_options_t *tls, char *err, size_t errlen)
 {
     static const midge_tls_options_t none;
     xt_t *t = xt_new(tls ? tls : &none, NULL, err, errlen);
@@ -367,8 +282,7 @@ midge_transport_t *midge_transport_ws_new(const char *path, const midge_tls_opti
     if (!path)
         path = "/mqtt";
     if (path[0] != '/' || strpbrk(path, " \r\n")) {
-        snprintf(err, errlen, "WebSocket path '%s' must start with '/' and hold no spaces",
-                 path);
+        snprintf(err, errlen, "WebSocket path '%s' must start with '/' and hold no spaces", path);
         return NULL;
     }
     xt_t *t = xt_new(tls, path, err, errlen);

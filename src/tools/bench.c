@@ -1,9 +1,12 @@
 /* bench.c - midge-bench, the MQTT load generator: many non-blocking clients per thread.
  *
  * Modes pub, sub and conn (as emqtt-bench has) and the scenarios fan-in, fan-out, pairs
- * and latency (a fixed-rate client, optionally beside a flood). Every packet goes through
- * the codec in src/mqtt/; payloads carry publisher id, sequence number and send time, so
- * the receiving side counts losses, duplicates and latency. See bench/README.md.
+ * and latency (a fixed-rate client, optionally beside a flood), plus handshake (connections
+ * opened and closed again as fast as they complete: TLS handshakes per second). Every packet
+ * goes through the codec in src/mqtt/; payloads carry publisher id, sequence number and send
+ * time, so the receiving side counts losses, duplicates and latency. Any mode runs over TLS
+ * and/or WebSocket through the client-role layers of src/client/xconn.h (the broker's own
+ * TLS and WebSocket code). See bench/README.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/xconn.h"
 #include "mqtt/codec.h"
+#include "net/tls.h"
 
 #define BENCH_MAGIC 0x4d444742u /* "MDGB" */
 #define BENCH_HDR 24            /* magic, publisher id, sequence, send time (ns) */
@@ -104,8 +109,9 @@ static double hist_quantile(const hist_t *h, double q)
 
 /* ---- configuration ----------------------------------------------------------------- */
 
-enum mode { M_PUB, M_SUB, M_CONN, M_FANIN, M_FANOUT, M_PAIRS, M_LATENCY };
-static const char *mode_names[] = {"pub", "sub", "conn", "fan-in", "fan-out", "pairs", "latency"};
+enum mode { M_PUB, M_SUB, M_CONN, M_FANIN, M_FANOUT, M_PAIRS, M_LATENCY, M_HANDSHAKE };
+static const char *mode_names[] = {"pub",     "sub",   "conn",    "fan-in",
+                                   "fan-out", "pairs", "latency", "handshake"};
 
 static struct {
     enum mode mode;
@@ -130,6 +136,10 @@ static struct {
     bool json, quiet;
     int connect_window;
     bool duration_set;
+    /* transport: TLS when tls (--cafile, --url mqtts:// or wss://), WebSocket when ws */
+    bool tls, ws, port_set;
+    tls_opts_t tls_opts;
+    const char *ws_path;
 } opt = {
     .host = "127.0.0.1",
     .port = 1883,
@@ -147,7 +157,7 @@ static struct {
 /* ---- clients, groups and threads --------------------------------------------------- */
 
 enum role { R_PUB, R_SUB, R_CONN };
-enum cstate { CS_IDLE, CS_TCP, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED, CS_FAILED };
+enum cstate { CS_IDLE, CS_TCP, CS_XHS, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSED, CS_FAILED };
 
 /* A group of publishers and subscribers with one topology: the latency scenario has
  * two (the measured client and the flood), every other mode one. */
@@ -162,6 +172,9 @@ typedef struct group {
 
 typedef struct client {
     int fd;
+    xconn_t *x;      /* TLS/WebSocket layers; NULL on plain TCP */
+    bool recycle;    /* handshake mode: CONNACK came, close and connect again */
+    uint32_t cycles; /* handshake mode: connections completed */
     uint8_t state, role, group;
     bool want_write;
     bool done;    /* a publisher that reached its count limit, acknowledged */
@@ -200,6 +213,7 @@ typedef struct thread {
     gstats_t gs[2];
     hist_t conn_lat;
     _Atomic uint64_t stalls;
+    _Atomic uint64_t handshakes; /* handshake mode: CONNACKs during the run */
     uint8_t *payload;
 } thread_t;
 
@@ -219,6 +233,7 @@ static struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     double conn_interval_ns; /* conn mode pacing per thread, 0 = none */
+    tls_ctx_t *tls;          /* shared by every connection when opt.tls */
     volatile sig_atomic_t interrupted;
 } g;
 
@@ -319,9 +334,30 @@ static void set_events(thread_t *t, client_t *c, bool want_write)
     c->want_write = want_write;
 }
 
+/* Bytes not yet written to the socket, encoded or not. */
+static size_t unsent(const client_t *c)
+{
+    return c->out_len - c->out_off + (c->x ? xconn_pending(c->x) : 0);
+}
+
+/* Through the TLS/WebSocket layers: they take everything and hold what the socket cannot. */
+static int client_flush_layers(thread_t *t, client_t *c)
+{
+    if (c->out_off < c->out_len &&
+        xconn_output(c->x, c->out + c->out_off, c->out_len - c->out_off) < 0)
+        return -1;
+    c->out_off = c->out_len = 0;
+    if (xconn_flush(c->x, c->fd) < 0)
+        return -1;
+    set_events(t, c, xconn_pending(c->x) > 0);
+    return 0;
+}
+
 /* Write what is pending; -1 when the connection is gone. */
 static int client_flush(thread_t *t, client_t *c)
 {
+    if (c->x)
+        return client_flush_layers(t, c);
     while (c->out_off < c->out_len) {
         ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (w > 0) {
@@ -410,7 +446,7 @@ static bool pub_credit(thread_t *t, client_t *c, const group_t *gr, int64_t now)
 {
     if (c->limit && c->seq >= c->limit)
         return false;
-    if (c->out_len - c->out_off >= OUT_HIGH)
+    if (unsent(c) >= OUT_HIGH)
         return false;
     if (gr->qos && c->inflight >= (uint32_t)opt.window)
         return false;
@@ -542,8 +578,19 @@ static int on_packet(thread_t *t, client_t *c, const mqtt_frame_t *f, const uint
             c->recv_max = a.props.receive_maximum;
         t->connecting--;
         atomic_store(&g.last_connack, now);
-        if (c->role == R_CONN)
+        if (opt.mode == M_HANDSHAKE) {
+            c->recycle = true;
+            if (atomic_load(&g.phase) == P_RUN) {
+                hist_add(&t->conn_lat, (uint64_t)(now - c->t_connect));
+                atomic_fetch_add_explicit(&t->handshakes, 1, memory_order_relaxed);
+            }
+            if (c->cycles++ > 0) {
+                c->state = CS_READY; /* counted as ready at its first CONNACK only */
+                return 0;
+            }
+        } else if (c->role == R_CONN) {
             hist_add(&t->conn_lat, (uint64_t)(now - c->t_connect));
+        }
         if (c->role == R_SUB) {
             c->state = CS_SUBACK;
             return send_subscribe(c);
@@ -602,6 +649,38 @@ static int on_packet(thread_t *t, client_t *c, const mqtt_frame_t *f, const uint
     }
 }
 
+/* Read from the socket through the TLS/WebSocket layers and append the MQTT bytes to c->in
+ * (room for IN_CHUNK is there; it grows for more). Returns what recv() returned: the socket
+ * bytes read, 0 at end of stream, -1 with errno. */
+static ssize_t recv_layers(client_t *c)
+{
+    uint8_t buf[IN_CHUNK];
+    ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+    if (r <= 0)
+        return r;
+    xbuf_t *app = xconn_app(c->x);
+    if (xconn_input(c->x, buf, (size_t)r) < 0) {
+        errno = EPROTO;
+        return -1;
+    }
+    size_t n = xbuf_size(app);
+    if (n > c->in_cap - c->in_len) {
+        size_t cap = c->in_cap;
+        while (cap - c->in_len < n)
+            cap *= 2;
+        uint8_t *p = realloc(c->in, cap);
+        if (!p)
+            return -1;
+        c->in = p;
+        c->in_cap = cap;
+    }
+    if (n)
+        memcpy(c->in + c->in_len, xbuf_data(app), n);
+    c->in_len += n;
+    xbuf_consume(app, n);
+    return r;
+}
+
 /* Read what is waiting (up to a budget, for fairness between clients) and handle every
  * whole packet in it. */
 static int client_read(thread_t *t, client_t *c)
@@ -618,7 +697,8 @@ static int client_read(thread_t *t, client_t *c)
             c->in = p;
             c->in_cap = cap;
         }
-        ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        ssize_t r =
+            c->x ? recv_layers(c) : recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (r == 0)
             return -1;
         if (r < 0) {
@@ -628,7 +708,14 @@ static int client_read(thread_t *t, client_t *c)
                 continue;
             return -1;
         }
-        c->in_len += (size_t)r;
+        if (!c->x)
+            c->in_len += (size_t)r;
+        if (c->x && c->state == CS_XHS && xconn_ready(c->x)) {
+            /* TLS handshake and WebSocket upgrade done: now MQTT. */
+            c->state = CS_CONNACK;
+            if (send_connect(c, (int)(c - g.clients)) < 0)
+                return -1;
+        }
         size_t off = 0;
         for (;;) {
             mqtt_frame_t f;
@@ -657,17 +744,27 @@ static int client_read(thread_t *t, client_t *c)
 
 /* ---- connection setup -------------------------------------------------------------- */
 
-static void client_close(thread_t *t, client_t *c, int state)
+/* Close the socket and drop the layers. */
+static void client_drop(thread_t *t, client_t *c)
 {
     if (c->fd >= 0) {
         epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         c->fd = -1;
     }
+    xconn_free(c->x);
+    c->x = NULL;
+    c->in_len = c->out_off = c->out_len = 0;
+    c->want_write = false;
+}
+
+static void client_close(thread_t *t, client_t *c, int state)
+{
+    client_drop(t, c);
     if (c->state == CS_READY && atomic_load(&g.phase) != P_STOP)
         atomic_fetch_add(&g.disconnected, 1); /* the broker closed it, or an error */
     if (c->state != CS_READY && c->state != CS_CLOSED && c->state != CS_FAILED) {
-        if (c->state == CS_TCP || c->state == CS_CONNACK)
+        if (c->state == CS_TCP || c->state == CS_XHS || c->state == CS_CONNACK)
             t->connecting--;
         atomic_fetch_add(&g.failed, 1);
         state = CS_FAILED;
@@ -690,6 +787,14 @@ static void client_start(thread_t *t, client_t *c)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt.tls || opt.ws) {
+        c->x = xconn_new(g.tls, opt.ws ? (opt.ws_path ? opt.ws_path : "/mqtt") : NULL, opt.host,
+                         (uint16_t)opt.port);
+        if (!c->x) {
+            client_close(t, c, CS_FAILED);
+            return;
+        }
+    }
     if (connect(c->fd, (struct sockaddr *)&g.addr, g.addrlen) < 0 && errno != EINPROGRESS) {
         client_close(t, c, CS_FAILED);
         return;
@@ -698,6 +803,28 @@ static void client_start(thread_t *t, client_t *c)
     c->want_write = true;
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         client_close(t, c, CS_FAILED);
+}
+
+/* Handshake mode: the connection is complete; say goodbye (DISCONNECT, then close_notify
+ * or a close frame) and open the next one while the run lasts. */
+static void client_recycle(thread_t *t, client_t *c)
+{
+    c->recycle = false;
+    uint8_t d[8];
+    size_t n = mqtt_disconnect_encode(d, sizeof d, (uint8_t)opt.version, 0, NULL);
+    if (out_reserve(c, n) == 0) {
+        memcpy(c->out + c->out_len, d, n);
+        c->out_len += n;
+        if (c->x && client_flush(t, c) == 0)
+            xconn_shutdown(c->x);
+        client_flush(t, c); /* best effort: the socket closes right after */
+    }
+    client_drop(t, c);
+    int phase = atomic_load(&g.phase);
+    if (phase == P_SETUP || phase == P_RUN)
+        client_start(t, c);
+    else
+        c->state = CS_CLOSED;
 }
 
 static void client_event(thread_t *t, client_t *c, uint32_t ev)
@@ -711,8 +838,10 @@ static void client_event(thread_t *t, client_t *c, uint32_t ev)
         }
         if (!(ev & (EPOLLOUT | EPOLLIN)))
             return;
-        c->state = CS_CONNACK;
-        if (send_connect(c, (int)(c - g.clients)) < 0 || client_flush(t, c) < 0)
+        /* Connected. With layers, their first bytes (ClientHello, upgrade request) go
+         * first; CONNECT follows once they are ready (client_read). */
+        c->state = c->x ? CS_XHS : CS_CONNACK;
+        if ((!c->x && send_connect(c, (int)(c - g.clients)) < 0) || client_flush(t, c) < 0)
             client_close(t, c, CS_FAILED);
         return;
     }
@@ -720,8 +849,12 @@ static void client_event(thread_t *t, client_t *c, uint32_t ev)
         client_close(t, c, CS_CLOSED);
         return;
     }
-    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && client_read(t, c) < 0)
+    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && client_read(t, c) < 0) {
         client_close(t, c, CS_CLOSED);
+        return;
+    }
+    if (c->recycle)
+        client_recycle(t, c);
 }
 
 /* ---- the thread -------------------------------------------------------------------- */
@@ -758,7 +891,7 @@ static void *thread_main(void *arg)
                 if (phase == P_DRAIN) {
                     /* Publishers stop; they still flush what is queued. */
                     c->limit = c->seq;
-                    if (c->out_off < c->out_len && client_flush(t, c) < 0)
+                    if (unsent(c) && client_flush(t, c) < 0)
                         client_close(t, c, CS_CLOSED);
                     continue;
                 }
@@ -804,11 +937,16 @@ static void *thread_main(void *arg)
     /* Say goodbye: DISCONNECT, then close. */
     for (int i = 0; i < t->n; i++) {
         client_t *c = t->clients[i];
-        if (c->state == CS_READY) {
+        if (c->state == CS_READY && c->fd >= 0) {
             uint8_t d[8];
             size_t n = mqtt_disconnect_encode(d, sizeof d, (uint8_t)opt.version, 0, NULL);
-            if (n <= sizeof d && send(c->fd, d, n, MSG_NOSIGNAL) < 0) {
-                /* the broker went first: nothing to do */
+            if (n <= sizeof d && out_reserve(c, n) == 0) {
+                memcpy(c->out + c->out_len, d, n);
+                c->out_len += n;
+                if (client_flush(t, c) == 0 && c->x) {
+                    xconn_shutdown(c->x);
+                    client_flush(t, c);
+                } /* else the broker went first: nothing to do */
             }
         }
         client_close(t, c, CS_CLOSED);
@@ -842,6 +980,12 @@ static void sub_expect(client_t *c, uint32_t base, uint32_t count)
 }
 
 /* Topic of publisher i in a group: the pattern's %i is the index within the group. */
+/* Modes with connections only, no messages: conn and handshake. */
+static bool conn_only(void)
+{
+    return opt.mode == M_CONN || opt.mode == M_HANDSHAKE;
+}
+
 static void build_scenario(void)
 {
     int n = opt.clients;
@@ -858,6 +1002,7 @@ static void build_scenario(void)
         g0->nsub = n;
         break;
     case M_CONN:
+    case M_HANDSHAKE:
         break;
     case M_FANIN:
         g0->npub = n;
@@ -897,14 +1042,14 @@ static void build_scenario(void)
     }
     for (int i = 0; i < g.ngroups; i++)
         total += g.groups[i].npub + g.groups[i].nsub;
-    if (opt.mode == M_CONN)
+    if (conn_only())
         total = n;
     g.npub_total = g0->npub + (g.ngroups > 1 ? g.groups[1].npub : 0);
     g.clients = calloc((size_t)total, sizeof *g.clients);
     g.pub_rcvd = calloc((size_t)(g.npub_total ? g.npub_total : 1), sizeof *g.pub_rcvd);
     if (!g.clients || !g.pub_rcvd)
         die("%s", "out of memory");
-    if (opt.mode == M_CONN) {
+    if (conn_only()) {
         for (int i = 0; i < n; i++)
             add_client(R_CONN, 0, (uint32_t)i, NULL);
         return;
@@ -1000,7 +1145,7 @@ static double self_cpu_s(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: midge-bench MODE [options]\n"
-               "modes: pub sub conn fan-in fan-out pairs latency\n"
+               "modes: pub sub conn fan-in fan-out pairs latency handshake\n"
                "  -h, --host HOST      127.0.0.1 (default), ::1 or localhost: loopback only\n"
                "  -p, --port PORT      default 1883\n"
                "  -c, --clients N      publishers (pub, fan-in), subscribers (sub, fan-out),\n"
@@ -1021,7 +1166,18 @@ static void usage(FILE *f)
                "      --drain S        seconds to wait for stragglers after publishing, default 3\n"
                "      --broker-pid PID report that process's CPU time and peak RSS\n"
                "      --json           print one JSON object with the results on stdout\n"
-               "      --quiet          no progress line\n");
+               "      --quiet          no progress line\n"
+               "transport (every mode; the broker's own TLS and WebSocket layers):\n"
+               "  -L, --url URL        mqtt|mqtts|ws|wss://HOST[:PORT][/PATH]: transport, host\n"
+               "                       and port (1883, 8883, 80, 443); PATH: WebSocket path\n"
+               "      --cafile FILE    TLS, trusting FILE (port 8883 unless -p); with --url\n"
+               "                       mqtts:// or wss:// and no --cafile: the system's CAs\n"
+               "      --cert FILE --key FILE  client certificate\n"
+               "      --insecure       do not check the certificate's host name\n"
+               "      --tls-version V  minimum: tlsv1.2 or tlsv1.3\n"
+               "      --ws             MQTT over WebSocket (--ws-path PATH, default /mqtt)\n"
+               "handshake mode: -c connections each connect (TCP, TLS, WebSocket, CONNECT),\n"
+               "  get CONNACK, disconnect and connect again for -d s: handshakes per second\n");
 }
 
 static double num_arg(const char *s, const char *name)
@@ -1033,16 +1189,79 @@ static double num_arg(const char *s, const char *name)
     return v;
 }
 
+/* --url mqtt|mqtts|ws|wss://HOST[:PORT][/PATH]: transport, host and port at once (the
+ * default ports of the schemes: 1883, 8883, 80, 443; PATH is the WebSocket path). */
+static void parse_url(const char *url)
+{
+    static const struct {
+        const char *prefix;
+        bool tls, ws;
+        int port;
+    } schemes[] = {{"mqtt://", false, false, 1883},
+                   {"mqtts://", true, false, 8883},
+                   {"ws://", false, true, 80},
+                   {"wss://", true, true, 443}};
+    size_t i;
+    for (i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)) == 0)
+            break;
+    if (i == sizeof schemes / sizeof *schemes)
+        die("bad --url '%s' (mqtt://, mqtts://, ws:// or wss://HOST[:PORT])", url);
+    opt.tls = schemes[i].tls;
+    opt.ws = schemes[i].ws;
+    opt.port = schemes[i].port;
+    opt.port_set = true;
+    char *host = strdup(url + strlen(schemes[i].prefix)); /* lives as long as the run */
+    if (!host)
+        die("%s", "out of memory");
+    char *slash = strchr(host, '/');
+    if (slash) {
+        opt.ws_path = strdup(slash);
+        *slash = 0;
+    }
+    char *colon = strrchr(host, ':');
+    if (colon && !strchr(colon, ']')) {
+        *colon = 0;
+        opt.port = (int)num_arg(colon + 1, "--url port");
+    }
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = 0;
+        host++;
+    }
+    opt.host = host;
+}
+
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},     {"clients", 1, 0, 'c'},
-        {"threads", 1, 0, 'T'},  {"rate", 1, 0, 'r'},     {"rate-total", 1, 0, 'R'},
-        {"size", 1, 0, 's'},     {"qos", 1, 0, 'q'},      {"topic", 1, 0, 't'},
-        {"duration", 1, 0, 'd'}, {"count", 1, 0, 'n'},    {"version", 1, 0, 'V'},
-        {"window", 1, 0, 'w'},   {"flood", 1, 0, 1},      {"flood-qos", 1, 0, 2},
-        {"drain", 1, 0, 3},      {"broker-pid", 1, 0, 4}, {"json", 0, 0, 5},
-        {"quiet", 0, 0, 6},      {"help", 0, 0, 7},       {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'h'},
+                                       {"port", 1, 0, 'p'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"threads", 1, 0, 'T'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"rate-total", 1, 0, 'R'},
+                                       {"size", 1, 0, 's'},
+                                       {"qos", 1, 0, 'q'},
+                                       {"topic", 1, 0, 't'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"count", 1, 0, 'n'},
+                                       {"version", 1, 0, 'V'},
+                                       {"window", 1, 0, 'w'},
+                                       {"flood", 1, 0, 1},
+                                       {"flood-qos", 1, 0, 2},
+                                       {"drain", 1, 0, 3},
+                                       {"broker-pid", 1, 0, 4},
+                                       {"json", 0, 0, 5},
+                                       {"quiet", 0, 0, 6},
+                                       {"help", 0, 0, 7},
+                                       {"cafile", 1, 0, 8},
+                                       {"cert", 1, 0, 9},
+                                       {"key", 1, 0, 10},
+                                       {"insecure", 0, 0, 11},
+                                       {"tls-version", 1, 0, 12},
+                                       {"ws", 0, 0, 13},
+                                       {"ws-path", 1, 0, 14},
+                                       {"url", 1, 0, 'L'},
+                                       {0, 0, 0, 0}};
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
             usage(stdout);
@@ -1059,18 +1278,22 @@ static void parse_args(int argc, char **argv)
         if (strcmp(argv[1], "connections") == 0)
             m = M_CONN;
         else
-            die("unknown mode '%s' (pub sub conn fan-in fan-out pairs latency)", argv[1]);
+            die("unknown mode '%s' (pub sub conn fan-in fan-out pairs latency handshake)", argv[1]);
     }
     opt.mode = (enum mode)m;
     optind = 2;
     int o;
-    while ((o = getopt_long(argc, argv, "h:p:c:T:r:R:s:q:t:d:n:V:w:", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "h:p:c:T:r:R:s:q:t:d:n:V:w:L:", lo, NULL)) != -1) {
         switch (o) {
         case 'h':
             opt.host = optarg;
             break;
         case 'p':
             opt.port = (int)num_arg(optarg, "--port");
+            opt.port_set = true;
+            break;
+        case 'L':
+            parse_url(optarg);
             break;
         case 'c':
             opt.clients = (int)num_arg(optarg, "--clients");
@@ -1132,6 +1355,28 @@ static void parse_args(int argc, char **argv)
         case 7:
             usage(stdout);
             exit(0);
+        case 8:
+            opt.tls_opts.cafile = optarg;
+            opt.tls = true;
+            break;
+        case 9:
+            opt.tls_opts.certfile = optarg;
+            break;
+        case 10:
+            opt.tls_opts.keyfile = optarg;
+            break;
+        case 11:
+            opt.tls_opts.insecure = true;
+            break;
+        case 12:
+            opt.tls_opts.tls_version = optarg;
+            break;
+        case 13:
+            opt.ws = true;
+            break;
+        case 14:
+            opt.ws_path = optarg;
+            break;
         default:
             usage(stderr);
             exit(2);
@@ -1149,6 +1394,10 @@ static void parse_args(int argc, char **argv)
         die("%s", "--size is 24..16777216 (the payload carries id, sequence and time)");
     if (opt.window < 1 || opt.window > 32768)
         die("%s", "--window is 1..32768");
+    if ((opt.tls_opts.certfile == NULL) != (opt.tls_opts.keyfile == NULL))
+        die("%s", "--cert and --key go together");
+    if (opt.tls && !opt.port_set)
+        opt.port = 8883;
     if (opt.count && !opt.duration_set)
         opt.duration = 60; /* a count limit ends the run; the duration is only a cap */
     if (opt.duration <= 0 && !opt.count)
@@ -1239,6 +1488,12 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     resolve();
+    if (opt.tls) {
+        char err[256];
+        g.tls = tls_ctx_new_client(&opt.tls_opts, err, sizeof err);
+        if (!g.tls)
+            die("TLS: %s", err);
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -1288,7 +1543,7 @@ int main(int argc, char **argv)
     }
     int ready = atomic_load(&g.ready), failed = atomic_load(&g.failed);
     int64_t setup_end = now_ns();
-    if (ready < total && opt.mode != M_CONN) {
+    if (ready < total && !conn_only()) {
         fprintf(stderr, "midge-bench: only %d of %d clients connected (%d failed)\n", ready, total,
                 failed);
         exit_code = 1;
@@ -1304,7 +1559,7 @@ int main(int argc, char **argv)
         if (!opt.quiet)
             fprintf(stderr, "[run] %d of %d clients connected; running\n", ready, total);
     }
-    if (opt.mode == M_CONN && ready < total)
+    if (conn_only() && ready < total)
         exit_code = 1;
     int64_t run_end = run_start, deadline = run_start + (int64_t)(opt.duration * 1e9);
     uint64_t prev_sent = 0, prev_rcvd = 0;
@@ -1342,7 +1597,7 @@ int main(int argc, char **argv)
     atomic_store(&g.phase, P_DRAIN);
     int64_t drain_deadline = now_ns() + (int64_t)(opt.drain * 1e9);
     while (exit_code == 0 && !g.interrupted && now_ns() < drain_deadline && opt.mode != M_SUB &&
-           opt.mode != M_CONN) {
+           !conn_only()) {
         bool done = true;
         for (int gi = 0; gi < g.ngroups; gi++) {
             uint64_t s = total_of(gi, 0);
@@ -1374,11 +1629,13 @@ int main(int argc, char **argv)
         group_result(gi, &r[gi]);
     hist_t conn_lat;
     memset(&conn_lat, 0, sizeof conn_lat);
-    uint64_t stalls = 0;
+    uint64_t stalls = 0, handshakes = 0;
     for (int i = 0; i < opt.threads; i++) {
         hist_merge(&conn_lat, &g.threads[i].conn_lat);
         stalls += atomic_load(&g.threads[i].stalls);
+        handshakes += atomic_load(&g.threads[i].handshakes);
     }
+    const char *transport = opt.tls ? (opt.ws ? "wss" : "tls") : opt.ws ? "ws" : "tcp";
     int64_t first_conn = atomic_load(&g.first_connect), last_connack = atomic_load(&g.last_connack);
     double conn_s = last_connack > first_conn ? (last_connack - first_conn) / 1e9 : 0;
     double bench_cpu = cpu2 - cpu1, setup_cpu = cpu1 - cpu0;
@@ -1394,7 +1651,10 @@ int main(int argc, char **argv)
                "\"payload\":%d,\"rate\":%.1f,\"window\":%d,",
                mode_names[opt.mode], opt.version == MQTT_V5 ? "5" : "3.1.1", opt.qos, opt.clients,
                opt.threads, opt.payload, g.groups[0].rate, opt.window);
-        printf("\"disconnected\":%d,", disconnected);
+        printf("\"transport\":\"%s\",\"disconnected\":%d,", transport, disconnected);
+        if (opt.mode == M_HANDSHAKE)
+            printf("\"handshakes\":%" PRIu64 ",\"handshake_rate\":%.1f,", handshakes,
+                   run_s > 0 ? handshakes / run_s : 0.0);
         printf("\"connections\":%d,\"connected\":%d,\"connect_failed\":%d,"
                "\"connect_s\":%.6f,\"connect_rate\":%.1f,",
                total, ready, failed, conn_s, conn_s > 0 ? ready / conn_s : 0.0);
@@ -1421,9 +1681,13 @@ int main(int argc, char **argv)
                    broker_cpu, hwm);
         printf("\"ok\":%s}\n", exit_code == 0 ? "true" : "false");
     } else {
-        printf("midge-bench %s: %d client(s), %d thread(s), QoS %d, MQTT %s, payload %d B\n",
+        printf("midge-bench %s: %d client(s), %d thread(s), QoS %d, MQTT %s over %s, payload %d "
+               "B\n",
                mode_names[opt.mode], opt.clients, opt.threads, opt.qos,
-               opt.version == MQTT_V5 ? "5" : "3.1.1", opt.payload);
+               opt.version == MQTT_V5 ? "5" : "3.1.1", transport, opt.payload);
+        if (opt.mode == M_HANDSHAKE)
+            printf("  handshakes   %" PRIu64 " in %.2f s: %.1f/s\n", handshakes, run_s,
+                   run_s > 0 ? handshakes / run_s : 0.0);
         printf("  connections  %d of %d connected, %d failed; %.1f connects/s\n", ready, total,
                failed, conn_s > 0 ? ready / conn_s : 0.0);
         if (conn_lat.count)
