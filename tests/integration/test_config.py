@@ -317,6 +317,22 @@ def test_log_dest_file_only(broker_factory, tmp_path):
     assert "file-only" not in b.log()
 
 
+def test_log_file_reopened_on_sighup(broker_factory, tmp_path):
+    """Log rotation: after the file is renamed, SIGHUP makes the broker write to a new file of
+    the configured name; the old one keeps what was written before."""
+    log_path = tmp_path / "rot.log"
+    b = broker_factory(config=f"log_dest file {log_path}")
+    try_connect(b, "before-rotation").close()
+    wait_for(lambda: "before-rotation" in log_path.read_text(), what="the first client")
+    os.rename(log_path, tmp_path / "rot.log.1")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(log_path.exists, what="the reopened log file")
+    try_connect(b, "after-rotation").close()
+    wait_for(lambda: "after-rotation" in log_path.read_text(), what="the second client")
+    assert "before-rotation" not in log_path.read_text()
+    assert "after-rotation" not in (tmp_path / "rot.log.1").read_text()
+
+
 def test_log_dest_file_unwritable(tmp_path):
     conf = write(tmp_path / "c.conf", f"log_dest file {tmp_path}/no/such/dir/midge.log\n")
     r = run_midge("-c", str(conf), "-p", str(free_port()))
