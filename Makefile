@@ -82,11 +82,17 @@ test-unit: build-release
 test-clang: build-clang/CMakeCache.txt
 	cmake --build build-clang -j $(JOBS)
 
-test-integration: build-release
+# MQTT.js for the WebSocket tests (tests/js/package-lock.json); npm ci only when missing or
+# older than the lock file.
+tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	@touch $@
+
+test-integration: build-release tests/js/node_modules
 	$(call need_broker,build)
 	MIDGE_BIN=$(CURDIR)/build/midge $(PYTEST) --junitxml=build/junit-integration.xml $(PYTEST_ARGS)
 
-test-asan: build-asan/CMakeCache.txt
+test-asan: build-asan/CMakeCache.txt tests/js/node_modules
 	cmake --build build-asan -j $(JOBS)
 	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j $(JOBS) \
 	    --output-junit junit-unit.xml

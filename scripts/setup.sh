@@ -13,7 +13,7 @@ fi
 PACKAGES=(
     build-essential cmake clang pkg-config
     lld llvm
-    libssl-dev libsqlite3-dev libwslay-dev uthash-dev libcjson-dev libcmocka-dev
+    openssl libssl-dev libsqlite3-dev libwslay-dev uthash-dev libcjson-dev libcmocka-dev
     python3-pytest python3-pytest-timeout python3-paho-mqtt
     mosquitto mosquitto-clients libpaho-mqtt-dev paho.mqtt.c-examples
 )
@@ -58,7 +58,9 @@ fuzzer_package() {
 missing=$(missing_of "${PACKAGES[@]}")
 need_fuzzer=0
 fuzzer_present || need_fuzzer=1
-if [ -z "$missing" ] && [ "$need_fuzzer" = 0 ]; then
+need_npm=0
+command -v npm >/dev/null || need_npm=1
+if [ -z "$missing" ] && [ "$need_fuzzer" = 0 ] && [ "$need_npm" = 0 ]; then
     exit 0
 fi
 
@@ -92,6 +94,14 @@ if [ "$mosquitto_was_installed" = 0 ] && command -v systemctl >/dev/null &&
     systemctl is-active --quiet mosquitto 2>/dev/null; then
     echo "setup.sh: stopping and disabling the mosquitto service (port 1883 is for midge)"
     "${SUDO[@]}" systemctl disable --now mosquitto || true
+fi
+
+# Node and npm for the MQTT.js tests (tests/js) and the dashboard: Debian's packages, only
+# when no npm is there already (a NodeSource nodejs brings its own npm and conflicts with
+# Debian's npm package).
+if ! command -v npm >/dev/null; then
+    echo "setup.sh: installing nodejs npm"
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 
 still=$(missing_of "${PACKAGES[@]}")

@@ -452,6 +452,10 @@ static int apply_listener_option(parse_ctx_t *ctx, const char *opt, const char *
             continue;
         if (check_path(ctx, opt, val, o->check) < 0)
             return -1;
+        /* SO_BINDTODEVICE takes an interface name shorter than IFNAMSIZ (16) */
+        if (strcmp(opt, "bind_interface") == 0 && strlen(val) >= 16)
+            return fail(ctx, "option '%s': interface name '%s' is too long (at most 15 characters)",
+                        opt, val);
         config_listener_t *l = target_listener(ctx);
         return copy_string(ctx, opt, val, (char *)l + o->offset, o->size);
     }

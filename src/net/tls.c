@@ -222,18 +222,20 @@ static int load_crls(SSL_CTX *ssl, const char *path, char *err, size_t errlen)
         }
         count++;
     }
-    /* The loop ends on "no start line" at the end of the file: not an error after a CRL. */
+    /* The loop ends with "no start line" at the end of the file; any other error is a
+     * broken CRL. */
     unsigned long e = ERR_peek_last_error();
-    if (count == 0 || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-        if (count == 0 && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
-            snprintf(err, errlen, "crlfile %s: no PEM CRL in the file", path);
-            ERR_clear_error();
-        } else {
-            file_error(err, errlen, "crlfile", path);
-        }
+    if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+        char reason[160];
+        snprintf(err, errlen, "crlfile %s: CRL %d is invalid (%s)", path, count + 1,
+                 ossl_reason(reason, sizeof(reason)));
         goto out;
     }
     ERR_clear_error();
+    if (count == 0) {
+        snprintf(err, errlen, "crlfile %s: no PEM CRL in the file", path);
+        goto out;
+    }
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     rc = 0;
 out:

@@ -10,8 +10,10 @@
  * close frames itself and refuses frames with the wrong masking (RFC 6455 5.1) with 1002.
  *
  * Subprotocol (RFC 6455 4.2.2, MQTT 5.0 6.0): the client's first offer among "mqtt" and
- * "mqttv3.1" is answered. A client that offers no subprotocol at all is accepted without
- * one, as Mosquitto (libwebsockets) accepts it; one that offers only others gets 400.
+ * "mqttv3.1" is answered; one that offers only others gets 400. MQTT-6.0.0-3 obliges the
+ * client to offer "mqtt" but leaves the server free, so a client that offers none (tools
+ * such as websocat) is accepted and answered without the header. Mosquitto 2.0
+ * (libwebsockets) answers such a client 101 as well, but then never reads MQTT from it.
  */
 #include "ws.h"
 

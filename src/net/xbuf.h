@@ -15,7 +15,8 @@ typedef struct xbuf {
 } xbuf_t;
 
 /* The bytes not yet consumed. */
-static inline const uint8_t *xbuf_data(const xbuf_t *b) { return b->p + b->off; }
+/* (A buffer that never held anything has p NULL: no arithmetic on it.) */
+static inline const uint8_t *xbuf_data(const xbuf_t *b) { return b->p ? b->p + b->off : b->p; }
 static inline size_t xbuf_size(const xbuf_t *b) { return b->len - b->off; }
 
 /* Append n bytes; 0, or -1 when out of memory (nothing appended). */

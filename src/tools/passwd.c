@@ -198,8 +198,7 @@ static void on_signal(int sig)
  * go to stdout in both cases. NULL at end of input. The caller frees. */
 static char *read_password(const char *prompt)
 {
-    printf("%s", prompt);
-    fflush(stdout);
+    /* Echo goes off before the prompt shows: what is typed after it is never echoed. */
     if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tty) == 0) {
         struct termios t = saved_tty;
         t.c_lflag &= ~(tcflag_t)ECHO;
@@ -209,6 +208,8 @@ static char *read_password(const char *prompt)
         tty_changed = 1;
         tcsetattr(STDIN_FILENO, TCSANOW, &t);
     }
+    printf("%s", prompt);
+    fflush(stdout);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);

@@ -82,8 +82,11 @@ class Client:
     """
 
     def __init__(self, broker, client_id="", protocol=V5, clean=True, keepalive=60,
-                 properties=None, will=None, connect=True, timeout=TIMEOUT):
+                 properties=None, will=None, connect=True, timeout=TIMEOUT, transport="tcp",
+                 port=None, ws_path="/mqtt"):
+        """transport="websockets" connects to `port` (a WebSocket listener) at ws_path."""
         self.broker = broker
+        self.port = port or broker.port
         self.protocol = protocol
         self.client_id = client_id
         self.clean = clean
@@ -98,7 +101,7 @@ class Client:
         self._unsubacks = {}
         self._stop = threading.Event()
         self._thread = None
-        kw = {"client_id": client_id, "protocol": protocol}
+        kw = {"client_id": client_id, "protocol": protocol, "transport": transport}
         if protocol != V5:
             kw["clean_session"] = clean
         self._c = mqtt.Client(**kw)
@@ -108,6 +111,8 @@ class Client:
         self._c.on_unsubscribe = self._on_unsubscribe
         self._c.on_disconnect = self._on_disconnect
         self._c.max_queued_messages_set(0)  # 0: unlimited
+        if transport == "websockets":
+            self._c.ws_set_options(path=ws_path)
         if will:
             self._c.will_set(will["topic"], will.get("payload"), will.get("qos", 0),
                              will.get("retain", False), will.get("properties"))
@@ -156,7 +161,7 @@ class Client:
         kw = {}
         if self.protocol == V5:
             kw = {"clean_start": self.clean, "properties": properties}
-        self._c.connect(self.broker.host, self.broker.port, self.keepalive, **kw)
+        self._c.connect(self.broker.host, self.port, self.keepalive, **kw)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         # paho 1.6 writes from the publishing thread itself when it believes no loop thread

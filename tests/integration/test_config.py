@@ -6,15 +6,15 @@ The listener options need the broker side of issue 5's listeners (the lead's int
 parsing itself is covered by tests/unit/test_config.c.
 """
 import os
+import signal
 import socket
 import subprocess
-import tempfile
 import time
 import types
 
 import pytest
 
-from conftest import MIDGE_BIN, Broker, free_port
+from conftest import MIDGE_BIN, ROOT, Broker, free_port
 from mqttraw import (CONNACK, P_SERVER_KEEP_ALIVE, V31, V311, V5, Client, Closed, Timeout,
                      connect)
 
@@ -113,6 +113,17 @@ def test_test_config_needs_a_file():
     assert r.stderr == "midge: option '--test-config' needs a configuration file (-c FILE)\n"
 
 
+def test_repo_midge_conf_is_valid(tmp_path):
+    """The commented midge.conf of the repository passes --test-config once its certificates
+    exist (it names them relative to the directory midge starts in)."""
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-certs.sh"), str(tmp_path / "certs")],
+                   check=True, timeout=120, capture_output=True)
+    conf = os.path.join(ROOT, "midge.conf")
+    r = subprocess.run([MIDGE_BIN, "-c", conf, "--test-config"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=10)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{conf}: configuration OK\n", "")
+
+
 def test_bad_file_stops_start_up(tmp_path):
     """Without --test-config a bad file stops start-up the same way, before any socket."""
     port = free_port()
@@ -128,7 +139,8 @@ def test_bad_file_stops_start_up(tmp_path):
 def test_pid_file_written_and_removed(tmp_path):
     pid_path = tmp_path / "midge.pid"
     b = stopped_broker(f"pid_file {pid_path}")
-    wait_for(pid_path.exists, what="the pid file")
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
     assert pid_path.read_text() == f"{b.proc.pid}\n"
     assert b.stop() == 0
     assert not pid_path.exists()
@@ -143,10 +155,34 @@ def test_pid_file_relative_path(tmp_path):
     finally:
         os.chdir(cwd)
     pid_path = tmp_path / "rel.pid"
-    wait_for(pid_path.exists, what="the pid file")
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
     assert pid_path.read_text() == f"{b.proc.pid}\n"
     assert b.stop() == 0
     assert not pid_path.exists()
+
+
+def test_pid_file_daemon(tmp_path):
+    """-d: the pid_file holds the daemon's pid (written after the fork, as an absolute path
+    since the daemon moves to /), and it is removed when the daemon stops."""
+    port = free_port()
+    pid_path = tmp_path / "d.pid"
+    conf = write(tmp_path / "d.conf", "pid_file d.pid\n")
+    r = subprocess.run([MIDGE_BIN, "-c", str(conf), "-p", str(port), "-d"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    # the daemon writes it after the parent has exited: wait for the whole line
+    wait_for(lambda: pid_path.exists() and pid_path.read_text().endswith("\n"),
+             what="the pid file")
+    pid = int(pid_path.read_text())
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0] == MIDGE_BIN.encode()
+        assert try_connect(at("127.0.0.1", port), "to-daemon") is not None
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_path.exists(), what="the pid file to go")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
 
 
 def test_log_dest_file(tmp_path):
@@ -252,15 +288,28 @@ def test_unix_socket_listener(tmp_path):
     assert not os.path.exists(sock)
 
 
+def refused(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
 def test_socket_domain_ipv6(broker_factory):
-    """socket_domain ipv6: ::1 answers, 127.0.0.1 does not. (The address is ::1 rather than
-    localhost: not every machine's /etc/hosts gives localhost an IPv6 address.)"""
-    port = free_port()
-    b = broker_factory(config=f"listener {port} ::1\nsocket_domain ipv6\n"
-                              "allow_anonymous true")
-    wait_for(lambda: try_connect(at("::1", port), "v6") is not None, what="the ::1 listener")
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    """socket_domain ipv6 on `listener PORT ::1` and on a listener of all addresses: ::1
+    answers, 127.0.0.1 does not; socket_domain ipv4 the other way round."""
+    p_v6local, p_v6, p_v4 = free_port(), free_port(), free_port()
+    b = broker_factory(config=f"allow_anonymous true\n"
+                              f"listener {p_v6local} ::1\nsocket_domain ipv6\n"
+                              f"listener {p_v6}\nsocket_domain ipv6\n"
+                              f"listener {p_v4}\nsocket_domain ipv4\n")
+    for port in (p_v6local, p_v6):
+        wait_for(lambda: try_connect(at("::1", port), f"v6-{port}") is not None,
+                 what=f"::1 port {port}")
+        assert refused("127.0.0.1", port)
+    assert try_connect(at("127.0.0.1", p_v4), "v4") is not None
+    assert refused("::1", p_v4)
     assert b.alive()
 
 

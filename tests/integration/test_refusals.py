@@ -107,4 +107,4 @@ def test_proxy_header_refusal_logged_with_address(broker_factory, version, first
         c = Client(types.SimpleNamespace(host="127.0.0.1", port=port), V311)
         c.try_send(first_bytes)
         assert c.expect_closed(2.0) < 2.0
-    wait_for_log(broker, rf"Connection from 127\.0\.0\.1:\d+ closed: {rule}")
+    wait_for_log(broker, rf"Connection from 127\.0\.0\.1:\d+ refused: {rule}")

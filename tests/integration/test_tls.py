@@ -43,7 +43,8 @@ def certs():
 
 
 def tls_listener(certs, port, cafile=True, require_certificate=False, identity=False,
-                 crlfile=False, tls_version=None, certfile=None, keyfile=None):
+                 crlfile=False, tls_version=None, certfile=None, keyfile=None, capath=None,
+                 extra=()):
     """The configuration lines of a TLS listener on 127.0.0.1:port."""
     lines = [
         f"listener {port} 127.0.0.1",
@@ -52,6 +53,9 @@ def tls_listener(certs, port, cafile=True, require_certificate=False, identity=F
     ]
     if cafile:
         lines.append(f"cafile {os.path.join(certs, 'ca.crt')}")
+    if capath:
+        lines.append(f"capath {capath}")
+    lines.extend(extra)
     lines.append(f"require_certificate {'true' if require_certificate else 'false'}")
     if identity:
         lines.append("use_identity_as_username true")
@@ -201,6 +205,42 @@ def test_server_certificate_is_the_configured_one(tls_broker, certs):
         cert = s.getpeercert()
     assert dict(x[0] for x in cert["subject"])["commonName"] == "localhost"
     assert ("IP Address", "127.0.0.1") in cert["subjectAltName"]
+
+
+def test_ciphers_options_choose_the_cipher(tls_broker, certs):
+    """ciphers (TLS 1.2) and ciphers_tls1.3 restrict what the broker negotiates."""
+    b = tls_broker(extra=["ciphers ECDHE-ECDSA-AES256-GCM-SHA384",
+                          "ciphers_tls1.3 TLS_CHACHA20_POLY1305_SHA256"])
+    with tls_socket(b, client_context(certs)) as s:
+        assert (s.version(), s.cipher()[0]) == ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256")
+    with tls_socket(b, client_context(certs, max_version=ssl.TLSVersion.TLSv1_2)) as s:
+        assert (s.version(), s.cipher()[0]) == ("TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384")
+    only_other = client_context(certs, max_version=ssl.TLSVersion.TLSv1_2)
+    only_other.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with pytest.raises(ssl.SSLError):
+        tls_socket(b, only_other).close()
+
+
+@pytest.fixture
+def shared_dir():
+    """A fresh directory that a broker started as root can read after dropping privileges
+    (mosquitto does; pytest's tmp_path is private to root)."""
+    d = tempfile.mkdtemp(prefix="midge-tls-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_capath_verifies_client_certificates(tls_broker, certs, shared_dir):
+    """capath: a directory of CA certificates named by hash (openssl rehash)."""
+    shutil.copy(os.path.join(certs, "ca.crt"), os.path.join(shared_dir, "ca.pem"))
+    os.chmod(os.path.join(shared_dir, "ca.pem"), 0o644)
+    subprocess.run(["openssl", "rehash", shared_dir], check=True, capture_output=True,
+                   timeout=30)
+    b = tls_broker(cafile=False, capath=shared_dir, require_certificate=True)
+    tls_client(b, client_context(certs, cert="client"), "capath-ok")
+    expect_refused(b, client_context(certs, cert="other-client"), "capath-other",
+                   "certificate verify failed (unable to get local issuer certificate)")
 
 
 def test_mosquitto_clients_over_tls(tls_broker, certs, tmp_path):

@@ -555,8 +555,12 @@ static void test_socket_domain_interface_protocol(void **state)
     load_err("listener 1883\nprotocol mqtt websockets\n", 2, "'protocol'",
              "extra value 'websockets'", NULL);
     char text[200];
-    snprintf(text, sizeof(text), "listener 1883\nbind_interface %032d\n", 1);
-    load_err(text, 2, "'bind_interface'", "too long (at most 31 characters)", NULL);
+    snprintf(text, sizeof(text), "listener 1883\nbind_interface %016d\n", 1);
+    load_err(text, 2, "'bind_interface'", "interface name", "too long (at most 15 characters)",
+             NULL);
+    snprintf(text, sizeof(text), "listener 1883\nbind_interface %015d\n", 1);
+    load_ok(text, &c);
+    assert_int_equal(strlen(c.listeners[0].bind_interface), 15);
 }
 
 static void test_accept_protocol_versions(void **state)

@@ -72,6 +72,11 @@ static int make_certs(void **state)
         return -1;
     fputs("this is not PEM\n", f);
     fclose(f);
+    f = fopen(F("broken-crl.pem"), "w");
+    if (!f)
+        return -1;
+    fputs("-----BEGIN X509 CRL-----\nMIIBAAAA\n-----END X509 CRL-----\n", f);
+    fclose(f);
     return 0;
 }
 
@@ -561,6 +566,12 @@ static void test_bad_files_and_options_name_what_is_wrong(void **state)
     expect_ctx_error(
         true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca, .crlfile = missing},
         want);
+    const char *broken_crl = F("broken-crl.pem");
+    snprintf(want, sizeof(want), "crlfile %s: CRL 1 is invalid (too long)", broken_crl);
+    expect_ctx_error(true,
+                     (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca,
+                                  .crlfile = broken_crl},
+                     want);
     snprintf(want, sizeof(want), "crlfile %s: no PEM CRL in the file", crt);
     expect_ctx_error(
         true, (tls_opts_t){.certfile = crt, .keyfile = key, .cafile = ca, .crlfile = crt}, want);
