@@ -79,8 +79,8 @@ static const char *word_end(const char *p, const char *end)
 /* The rest of a "topic" or "pattern" line: "[ACCESS] FILTER". The access word is optional
  * only when the filter has no space (Mosquitto's rule): with two words or more, the first
  * must be an access word. */
-static int parse_rule(const char *name, int lineno, const char *kw, const char *p,
-                      const char *end, acl_rule_t *r, char *err, size_t errlen)
+static int parse_rule(const char *name, int lineno, const char *kw, const char *p, const char *end,
+                      acl_rule_t *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
     r->access = AUTH_READ | AUTH_WRITE;
@@ -108,8 +108,8 @@ static int parse_rule(const char *name, int lineno, const char *kw, const char *
     size_t fn = (size_t)(end - filter);
     const char *why = filter_error(filter, fn);
     if (why)
-        return auth_fail(err, errlen, name, lineno, "%s: the topic filter '%.*s' %s", kw,
-                         (int)fn, filter, why);
+        return auth_fail(err, errlen, name, lineno, "%s: the topic filter '%.*s' %s", kw, (int)fn,
+                         filter, why);
     r->filter = strndup(filter, fn);
     if (!r->filter)
         return auth_fail(err, errlen, name, lineno, "out of memory");
@@ -139,8 +139,7 @@ static acl_list_t *user_section(auth_t *a, const char *uname, size_t n)
 }
 
 /* Parse the ACL file (see auth_int.h). */
-int acl_parse(auth_t *a, const char *name, const char *text, size_t len, char *err,
-              size_t errlen)
+int acl_parse(auth_t *a, const char *name, const char *text, size_t len, char *err, size_t errlen)
 {
     const char *pos = text, *end = text + len, *line;
     size_t n;
@@ -164,8 +163,8 @@ int acl_parse(auth_t *a, const char *name, const char *text, size_t len, char *e
         } else if (word_is(kw, kwn, "topic") || word_is(kw, kwn, "pattern")) {
             bool pattern = kw[0] == 'p';
             acl_rule_t r;
-            if (parse_rule(name, lineno, pattern ? "pattern" : "topic", rest, le, &r, err,
-                           errlen) < 0)
+            if (parse_rule(name, lineno, pattern ? "pattern" : "topic", rest, le, &r, err, errlen) <
+                0)
                 return -1;
             r.pattern = pattern;
             r.uses_user = pattern && strstr(r.filter, "%u") != NULL;
@@ -186,7 +185,8 @@ void acl_cleanup(auth_t *a)
     list_cleanup(&a->anonymous);
     list_cleanup(&a->patterns);
     acl_user_t *u, *tmp;
-    HASH_ITER(hh, a->acl_users, u, tmp) {
+    HASH_ITER(hh, a->acl_users, u, tmp)
+    {
         HASH_DEL(a->acl_users, u);
         list_cleanup(&u->rules);
         free(u->name);
@@ -272,18 +272,18 @@ static int list_decide(const acl_list_t *l, const char *s, size_t sn, const acl_
 }
 
 /* A client id or username with a wildcard character would turn a pattern into a broader
- * filter in Mosquitto before 1.4.12 (CVE-2017-7650); Mosquitto now refuses such clients
- * every pattern, and so does Midge. */
-static bool usable_in_pattern(const char *s)
+ * filter in Mosquitto before 1.4.12 (CVE-2017-7650); Mosquitto now applies no pattern at
+ * all to such a client (whichever of %c and %u the pattern uses), and neither does Midge. */
+static bool has_wildcard(const char *s)
 {
-    return s && !strpbrk(s, "+#");
+    return s && strpbrk(s, "+#");
 }
 
 /* May this client do this? (see auth.h). Deny lines of the client's section and of the
  * patterns win over every grant; access is granted when the grants together give every
  * bit asked for. */
-bool auth_acl_check(const auth_t *a, const char *username, const char *client_id,
-                    const char *topic, size_t topic_len, int access)
+bool auth_acl_check(const auth_t *a, const char *username, const char *client_id, const char *topic,
+                    size_t topic_len, int access)
 {
     if (!a || !a->has_acl)
         return true;
@@ -301,18 +301,20 @@ bool auth_acl_check(const auth_t *a, const char *username, const char *client_id
         section = u ? &u->rules : NULL;
     }
     acl_subst_t v = {0};
-    if (usable_in_pattern(client_id)) {
+    if (client_id) {
         v.cid = client_id;
         v.cid_len = strlen(client_id);
     }
-    if (usable_in_pattern(username)) {
+    if (username) {
         v.user = username;
         v.user_len = strlen(username);
     }
     int own = list_decide(section, topic, topic_len, &v);
     if (own < 0)
         return false;
-    int pat = list_decide(&a->patterns, topic, topic_len, &v);
+    int pat = 0;
+    if (!has_wildcard(client_id) && !has_wildcard(username))
+        pat = list_decide(&a->patterns, topic, topic_len, &v);
     if (pat < 0)
         return false;
     return (((unsigned)own | (unsigned)pat) & need) == need;

@@ -91,9 +91,8 @@ fail:
 }
 
 /* Load both files from memory (see auth.h). */
-auth_t *auth_load_mem(const char *pw_name, const char *pw_text, size_t pw_len,
-                      const char *acl_name, const char *acl_text, size_t acl_len, char *err,
-                      size_t errlen)
+auth_t *auth_load_mem(const char *pw_name, const char *pw_text, size_t pw_len, const char *acl_name,
+                      const char *acl_text, size_t acl_len, char *err, size_t errlen)
 {
     auth_t *a = calloc(1, sizeof(*a));
     if (!a) {

@@ -28,9 +28,8 @@ auth_t *auth_load(const char *password_file, const char *acl_file, char *err, si
 /* The same from text in memory (for the fuzzer and the unit tests): pw_text NULL means no
  * password file, acl_text NULL no ACL file; pw_name and acl_name stand for the file names
  * in errors. The text may contain any bytes (a NUL byte is an error). */
-auth_t *auth_load_mem(const char *pw_name, const char *pw_text, size_t pw_len,
-                      const char *acl_name, const char *acl_text, size_t acl_len, char *err,
-                      size_t errlen);
+auth_t *auth_load_mem(const char *pw_name, const char *pw_text, size_t pw_len, const char *acl_name,
+                      const char *acl_text, size_t acl_len, char *err, size_t errlen);
 void auth_free(auth_t *a);
 
 bool auth_has_passwords(const auth_t *a);
@@ -52,8 +51,8 @@ enum auth_access {
  * grants it, and no matching "deny" line forbids it; everything else is refused. For
  * AUTH_SUBSCRIBE, topic is the filter; it is allowed when a line with read access
  * matches it as Mosquitto does (the line's filter must cover the whole subscription). */
-bool auth_acl_check(const auth_t *a, const char *username, const char *client_id,
-                    const char *topic, size_t topic_len, int access);
+bool auth_acl_check(const auth_t *a, const char *username, const char *client_id, const char *topic,
+                    size_t topic_len, int access);
 
 /* PBKDF2-SHA512 hashing in the "$7$" format, for midge-passwd: writes
  * "$7$ITERATIONS$SALT$HASH" (NUL-terminated) into out. 0, or -1 (out too small or no

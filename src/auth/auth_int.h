@@ -33,9 +33,9 @@ typedef struct auth_user {
     UT_hash_handle hh; /* in auth->users, keyed by the name's bytes */
     char *name;        /* NUL-terminated, owned */
     size_t name_len;
-    int line;          /* where it was defined, for the duplicate error */
+    int line; /* where it was defined, for the duplicate error */
     enum auth_hash_kind kind;
-    int iterations;    /* $7$ only */
+    int iterations; /* $7$ only */
     uint8_t salt[AUTH_SALT_MAX];
     size_t salt_len;
     uint8_t hash[AUTH_HASH_LEN];
@@ -43,12 +43,12 @@ typedef struct auth_user {
 
 /* One topic or pattern line of the ACL file. */
 typedef struct acl_rule {
-    char *filter;    /* NUL-terminated, owned; a valid subscription filter */
+    char *filter; /* NUL-terminated, owned; a valid subscription filter */
     size_t len;
     unsigned access; /* AUTH_READ | AUTH_WRITE bits it grants; 0 for deny */
     bool deny;
-    bool pattern;    /* %c / %u are substituted (pattern lines only) */
-    bool uses_user;  /* pattern contains %u: never matches an anonymous client */
+    bool pattern;   /* %c / %u are substituted (pattern lines only) */
+    bool uses_user; /* pattern contains %u: never matches an anonymous client */
 } acl_rule_t;
 
 typedef struct acl_list {
@@ -67,8 +67,8 @@ struct auth {
     bool has_passwords;
     auth_user_t *users; /* uthash head */
     bool has_acl;
-    acl_list_t anonymous; /* topic lines before the first user line */
-    acl_list_t patterns;  /* pattern lines, wherever they are: apply to everyone */
+    acl_list_t anonymous;  /* topic lines before the first user line */
+    acl_list_t patterns;   /* pattern lines, wherever they are: apply to everyone */
     acl_user_t *acl_users; /* uthash head */
 };
 
@@ -77,8 +77,7 @@ struct auth {
  * of the file: the caller frees it. */
 int passwd_parse(auth_t *a, const char *name, const char *text, size_t len, char *err,
                  size_t errlen);
-int acl_parse(auth_t *a, const char *name, const char *text, size_t len, char *err,
-              size_t errlen);
+int acl_parse(auth_t *a, const char *name, const char *text, size_t len, char *err, size_t errlen);
 void passwd_cleanup(auth_t *a);
 void acl_cleanup(auth_t *a);
 

@@ -20,8 +20,8 @@
 
 static bool is_base64_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 /* Strict standard base64 (padding required, nothing else) into out[0..max). Returns the
@@ -100,8 +100,8 @@ static int parse_hash(auth_user_t *u, const char *h, size_t n, char *why, size_t
     bool hash_follows = f + fl < end; /* a '$' after the salt */
     int salt = base64_decode(f, fl, u->salt, sizeof(u->salt));
     if (salt <= 0) {
-        snprintf(why, whylen, "user '%s': the salt '%.*s' is not base64 of 1 to %d bytes",
-                 u->name, (int)(fl > 24 ? 24 : fl), f, AUTH_SALT_MAX);
+        snprintf(why, whylen, "user '%s': the salt '%.*s' is not base64 of 1 to %d bytes", u->name,
+                 (int)(fl > 24 ? 24 : fl), f, AUTH_SALT_MAX);
         return -1;
     }
     u->salt_len = (size_t)salt;
@@ -132,8 +132,8 @@ static void user_free(auth_user_t *u)
 }
 
 /* One non-comment line "USER:HASH". */
-static int parse_line(auth_t *a, const char *name, int lineno, const char *s, size_t n,
-                      char *err, size_t errlen)
+static int parse_line(auth_t *a, const char *name, int lineno, const char *s, size_t n, char *err,
+                      size_t errlen)
 {
     const char *colon = memchr(s, ':', n);
     if (!colon)
@@ -193,7 +193,8 @@ int passwd_parse(auth_t *a, const char *name, const char *text, size_t len, char
 void passwd_cleanup(auth_t *a)
 {
     auth_user_t *u, *tmp;
-    HASH_ITER(hh, a->users, u, tmp) {
+    HASH_ITER(hh, a->users, u, tmp)
+    {
         HASH_DEL(a->users, u);
         user_free(u);
     }
@@ -205,9 +206,8 @@ static int compute_hash(enum auth_hash_kind kind, int iterations, const uint8_t 
                         uint8_t out[AUTH_HASH_LEN])
 {
     if (kind == AUTH_HASH_SHA512_PBKDF2) {
-        return PKCS5_PBKDF2_HMAC((const char *)password, (int)password_len, salt,
-                                 (int)salt_len, iterations, EVP_sha512(), AUTH_HASH_LEN,
-                                 out) == 1
+        return PKCS5_PBKDF2_HMAC((const char *)password, (int)password_len, salt, (int)salt_len,
+                                 iterations, EVP_sha512(), AUTH_HASH_LEN, out) == 1
                    ? 0
                    : -1;
     }
@@ -243,8 +243,8 @@ bool auth_check_password(const auth_t *a, const char *user, size_t user_len,
 }
 
 /* "$K$[ITER$]SALT$HASH" of password with a new random salt into out. */
-static int hash_password(enum auth_hash_kind kind, const char *password, int iterations,
-                         char *out, size_t outlen)
+static int hash_password(enum auth_hash_kind kind, const char *password, int iterations, char *out,
+                         size_t outlen)
 {
     uint8_t salt[AUTH_SALT_LEN], hash[AUTH_HASH_LEN];
     char salt64[4 * ((AUTH_SALT_LEN + 2) / 3) + 1], hash64[4 * ((AUTH_HASH_LEN + 2) / 3) + 1];

@@ -34,8 +34,8 @@
 enum passwd_mode { MODE_SET, MODE_DELETE, MODE_UPDATE_FILE };
 
 typedef struct passwd_opts {
-    bool batch, create, delete, update;
-    bool sha512; /* -H sha512: the "$6$" format */
+    bool batch, create, remove, update; /* -b -c -D -U */
+    bool sha512;                        /* -H sha512: the "$6$" format */
     int iterations;
     const char *file, *user, *password;
 } passwd_opts_t;
@@ -87,7 +87,7 @@ static int parse_args(int argc, char **argv, passwd_opts_t *o)
         } else if (!strcmp(a, "-c")) {
             o->create = true;
         } else if (!strcmp(a, "-D")) {
-            o->delete = true;
+            o->remove = true;
         } else if (!strcmp(a, "-U")) {
             o->update = true;
         } else if (!strcmp(a, "-H") || !strcmp(a, "-I")) {
@@ -115,7 +115,7 @@ static int parse_args(int argc, char **argv, passwd_opts_t *o)
     }
     int rest = argc - i;
     char **pos = argv + i;
-    if (o->create && o->delete) {
+    if (o->create && o->remove) {
         fprintf(stderr, "Error: -c and -D cannot be used together.\n");
         return -1;
     }
@@ -123,11 +123,11 @@ static int parse_args(int argc, char **argv, passwd_opts_t *o)
         fprintf(stderr, "Error: -c and -U cannot be used together.\n");
         return -1;
     }
-    if (o->delete && o->update) {
+    if (o->remove && o->update) {
         fprintf(stderr, "Error: -D and -U cannot be used together.\n");
         return -1;
     }
-    if (o->delete && o->batch) {
+    if (o->remove && o->batch) {
         fprintf(stderr, "Error: -b and -D cannot be used together.\n");
         return -1;
     }
@@ -147,10 +147,9 @@ static int parse_args(int argc, char **argv, passwd_opts_t *o)
                                        "username missing.\n");
             return -1;
         }
-    } else if (o->delete) {
+    } else if (o->remove) {
         if (rest < 2) { /* extra arguments are ignored, as by mosquitto_passwd */
-            fprintf(stderr,
-                    "Error: -D argument given but password file or username missing.\n");
+            fprintf(stderr, "Error: -D argument given but password file or username missing.\n");
             return -1;
         }
     } else if (rest != (o->batch ? 3 : 2)) {
@@ -345,7 +344,7 @@ static int rewrite(const passwd_opts_t *o, const char *in, size_t inlen, const c
                     return -1;
             } else if (mine) {
                 *found = true;
-                if (!o->delete && add_user_line(out, o, p, ulen, password) < 0)
+                if (!o->remove && add_user_line(out, o, p, ulen, password) < 0)
                     return -1;
             } else if (text_add(out, p, n) < 0 || text_add(out, "\n", 1) < 0) {
                 goto oom;
@@ -396,8 +395,7 @@ static int replace_file(const char *path, const text_t *t)
     snprintf(tmp, n, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        fprintf(stderr, "Error: Unable to open file %s for writing. %s.\n", tmp,
-                strerror(errno));
+        fprintf(stderr, "Error: Unable to open file %s for writing. %s.\n", tmp, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -418,8 +416,7 @@ static int replace_file(const char *path, const text_t *t)
     ok = close(fd) == 0 && ok;
     ok = ok && rename(tmp, path) == 0;
     if (!ok) {
-        fprintf(stderr, "Error: Unable to write password file %s. %s.\n", path,
-                strerror(errno));
+        fprintf(stderr, "Error: Unable to write password file %s. %s.\n", path, strerror(errno));
         unlink(tmp);
     }
     free(tmp);
@@ -442,8 +439,7 @@ static int create_file(const passwd_opts_t *o, const char *password)
     bool ok = fwrite(out.p, 1, out.len, f) == out.len;
     ok = fclose(f) == 0 && ok;
     if (!ok) {
-        fprintf(stderr, "Error: Unable to write password file %s. %s.\n", o->file,
-                strerror(errno));
+        fprintf(stderr, "Error: Unable to write password file %s. %s.\n", o->file, strerror(errno));
         goto done;
     }
     rc = 0;
@@ -461,8 +457,7 @@ static int edit_file(const passwd_opts_t *o, const char *password)
     int rc = 1;
     FILE *f = fopen(o->file, "r");
     if (!f) {
-        fprintf(stderr, "Error: Unable to open password file %s. %s.\n", o->file,
-                strerror(errno));
+        fprintf(stderr, "Error: Unable to open password file %s. %s.\n", o->file, strerror(errno));
         return 1;
     }
     in = slurp(f, &inlen);
@@ -474,11 +469,11 @@ static int edit_file(const passwd_opts_t *o, const char *password)
     bool found;
     if (text_add(&out, "", 0) < 0 || rewrite(o, in, inlen, password, &out, &found) < 0)
         goto done;
-    if (o->delete && !found) {
+    if (o->remove && !found) {
         fprintf(stderr, "Warning: User %s not found in password file.\n", o->user);
         goto done;
     }
-    if (!o->delete && !o->update && !found &&
+    if (!o->remove && !o->update && !found &&
         add_user_line(&out, o, o->user, strlen(o->user), password) < 0)
         goto done;
     rc = replace_file(o->file, &out) < 0 ? 1 : 0;
@@ -496,7 +491,7 @@ int main(int argc, char **argv)
         return 1;
     char *typed = NULL;
     const char *password = o.password;
-    if (!o.update && !o.delete && !o.batch) {
+    if (!o.update && !o.remove && !o.batch) {
         int pr = prompt_password(&typed);
         if (pr)
             return pr;

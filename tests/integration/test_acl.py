@@ -17,8 +17,9 @@ import tempfile
 
 import pytest
 
-from mqttraw import (OK, P_SESSION_EXPIRY, PUBCOMP, PUBREC, V5, V311, Client, connect,
-                     connected, expect_connect_refused, publish, pubrel)
+from mqttraw import (OK, P_SESSION_EXPIRY, PUBCOMP, PUBREC, SUBACK, V5, V311, Client, Timeout,
+                     connect, connected, expect_connect_refused, publish, pubrel)
+from mqttraw import subscribe as subscribe_packet
 
 NOT_AUTHORIZED = 0x87
 BAD_USER_OR_PASSWORD = 0x86
@@ -273,3 +274,94 @@ def test_no_acl_file_allows_everything(broker):
     c.pub("b/1", b"x", qos=1)
     assert c.recv_publish().topic == "b/1"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The same ACL file in Debian's mosquitto and in Midge, side by side
+
+IDENTITIES = [(None, "c7"), ("alice", "c-a"), ("bob", "c-b"), ("carol", "c-c"),
+              ("dave", "dev1"), ("dave", "dev/1"), ("admin", "adm"), ("+", "c1"),
+              ("dave", "+"), ("#", "c8")]
+TOPICS = ["a/1", "a/alice/x", "a", "b/1", "b", "shared/x", "shared/secret/x", "inbox",
+          "public/x", "dev/dave/dev1/t", "dev/dave/dev1", "dev/dave/dev/1/t", "dev//c7/t",
+          "clients/c7", "clients/c1", "clients/dev/1"]
+
+
+class MosquittoBroker:
+    """Debian's mosquitto with the given configuration lines, on a free loopback port."""
+
+    def __init__(self, config):
+        from conftest import free_port, wait_listening
+        self.host, self.port = "127.0.0.1", free_port()
+        self.dir = tempfile.mkdtemp(prefix="midge-acl-mosq-")
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\n{config}\n")
+        self.proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        if not wait_listening(self.port):
+            self.stop()
+            raise RuntimeError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_outcomes(broker):
+    """{(user, client id, topic): "allowed" | "refused"} from 5.0 QoS 1 PUBACK codes."""
+    out = {}
+    for user, cid in IDENTITIES:
+        c = client(broker, user, cid)
+        for topic in TOPICS:
+            rc = c.pub(topic, b"x", qos=1, expect_rc=OK + (NOT_AUTHORIZED,))
+            out[(user, cid, topic)] = "refused" if rc == NOT_AUTHORIZED else "allowed"
+        c.disconnect()
+    return out
+
+
+def read_outcomes(broker):
+    """{(user, client id): topics delivered}, each topic subscribed to on its own (a broker
+    may refuse the subscription or drop the delivery: either way nothing arrives)."""
+    subs = {}
+    for user, cid in IDENTITIES:
+        c = client(broker, user, cid)
+        pid = c.new_pid()
+        c.send(subscribe_packet(pid, [(t, 0) for t in TOPICS]))
+        c.expect(SUBACK)
+        subs[(user, cid)] = c
+    admin = client(broker, "admin", "adm-pub")
+    for topic in TOPICS:
+        admin.pub(topic, topic.encode(), qos=1)
+    out = {}
+    for key, c in subs.items():
+        got = []
+        try:
+            while True:
+                got.append(c.recv_publish(timeout=0.3).topic)
+        except Timeout:
+            pass
+        out[key] = sorted(got)
+        c.disconnect()
+    return out
+
+
+@pytest.mark.midge_only
+def test_same_decisions_as_mosquitto(broker_factory, files):
+    """Every rule kind (read, write, readwrite, deny, anonymous section, user sections,
+    patterns with %c and %u, '/' or wildcards in names): the publishes each broker refuses
+    and the messages each broker delivers are the same."""
+    config = f"allow_anonymous true\nacl_file {files['acl']}"
+    midge = broker_factory(config=config)
+    mosq = MosquittoBroker(config)
+    try:
+        assert write_outcomes(midge) == write_outcomes(mosq)
+        assert read_outcomes(midge) == read_outcomes(mosq)
+    finally:
+        mosq.stop()

@@ -424,7 +424,7 @@ def test_terminal_echo_restored_after_interrupt(workdir):
             if select.select([fd], [], [], 0.1)[0]:
                 shown += os.read(fd, 4096)
         assert b"Password: " in shown
-        assert not termios.tcgetattr(fd)[3] & termios.ECHO  # echo is off at the prompt
+        assert not termios.tcgetattr(fd)[3] & termios.ECHO  # off before the prompt shows
         os.write(fd, b"\x03")  # Ctrl-C: SIGINT from the terminal
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status)

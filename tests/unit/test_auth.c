@@ -18,20 +18,21 @@
 
 /* Written by `mosquitto_passwd` (mosquitto 2.0.11): alice/"secret" with the default 101
  * iterations, bob/"bob pw" with -H sha512, carol/"ünïcode" with -I 5, "dave smith"/"p:w". */
-#define PW_ALICE                                                                                 \
-    "alice:$7$101$PGipsOnPrz25vLoz$FCb3L1aVDV9rigt1Xz8NIigu1sJypGn6tsn+M49BbMB9izWNOCaXB0HN4dS1" \
+#define PW_ALICE                                                                                   \
+    "alice:$7$101$PGipsOnPrz25vLoz$FCb3L1aVDV9rigt1Xz8NIigu1sJypGn6tsn+M49BbMB9izWNOCaXB0HN4dS1"   \
     "MQAuy3z8bRpqwOq1VzMqZkWSbw=="
-#define PW_BOB                                                                                   \
-    "bob:$6$mOzLRCNHHiHqdCNj$PV2kbpJm1NDjeW7k0qPISux3icmulMF89WBz2MwGdSzMzNq2sf51v+SvucpXrH1Qss" \
+#define PW_BOB                                                                                     \
+    "bob:$6$mOzLRCNHHiHqdCNj$PV2kbpJm1NDjeW7k0qPISux3icmulMF89WBz2MwGdSzMzNq2sf51v+SvucpXrH1Qss"   \
     "Pj0Cmd6Jo/1DQgrxk/2Q=="
-#define PW_CAROL                                                                                 \
-    "carol:$7$5$iz6belFDKP4TRs+s$5v5e+qOKVslB/LL//ybMagxLmG3CJ/6oUMgugk1GK+jKc4O8sI4MClBlS0+t4U" \
+#define PW_CAROL                                                                                   \
+    "carol:$7$5$iz6belFDKP4TRs+s$5v5e+qOKVslB/LL//ybMagxLmG3CJ/6oUMgugk1GK+jKc4O8sI4MClBlS0+t4U"   \
     "DXjdZX+/85BIf4QzxyUTjjGg=="
-#define PW_DAVE                                                                                  \
-    "dave smith:$7$101$t4H3cSt8ZYTVQKBL$l6PmOJu813t+jz4ONeqHwesfuPzh4UBhhDNk7O5LaqYeqz/UtAYgaXK" \
+#define PW_DAVE                                                                                    \
+    "dave smith:$7$101$t4H3cSt8ZYTVQKBL$l6PmOJu813t+jz4ONeqHwesfuPzh4UBhhDNk7O5LaqYeqz/UtAYgaXK"   \
     "ZqFnig8fP2ZVIR4DumwfbuXBbZ78pPA=="
 #define SALT "PGipsOnPrz25vLoz"
-#define HASH "FCb3L1aVDV9rigt1Xz8NIigu1sJypGn6tsn+M49BbMB9izWNOCaXB0HN4dS1MQAuy3z8bRpqwOq1VzMqZkWSbw=="
+#define HASH                                                                                       \
+    "FCb3L1aVDV9rigt1Xz8NIigu1sJypGn6tsn+M49BbMB9izWNOCaXB0HN4dS1MQAuy3z8bRpqwOq1VzMqZkWSbw=="
 
 static char err[512];
 
@@ -49,8 +50,7 @@ static auth_t *load_acl(const char *text)
 
 static bool pw_ok(const auth_t *a, const char *user, const char *password)
 {
-    return auth_check_password(a, user, strlen(user), (const uint8_t *)password,
-                               strlen(password));
+    return auth_check_password(a, user, strlen(user), (const uint8_t *)password, strlen(password));
 }
 
 /* ---- password file ------------------------------------------------------------------ */
@@ -139,16 +139,14 @@ static void test_password_file_errors(void **state)
         {"carol:plain\n",
          "pw:1: user 'carol': the password is not a hash ($6$... or $7$...); a file of "
          "plain-text passwords must be hashed first (midge-passwd -U FILE)"},
-        {"carol:\n",
-         "pw:1: user 'carol': the password is not a hash ($6$... or $7$...); a file of "
-         "plain-text passwords must be hashed first (midge-passwd -U FILE)"},
+        {"carol:\n", "pw:1: user 'carol': the password is not a hash ($6$... or $7$...); a file of "
+                     "plain-text passwords must be hashed first (midge-passwd -U FILE)"},
         {"frank:$5$abc$def\n",
          "pw:1: user 'frank': unknown password hash type '$5$' (Midge reads $6$ and $7$)"},
         {"frank:$2y$10$abcdefgh\n",
          "pw:1: user 'frank': unknown password hash type '$2y$' (Midge reads $6$ and $7$)"},
         {"u:$7$0$" SALT "$" HASH, "pw:1: user 'u': $7$ iteration count '0' is not a number >= 1"},
-        {"u:$7$x1$" SALT "$" HASH,
-         "pw:1: user 'u': $7$ iteration count 'x1' is not a number >= 1"},
+        {"u:$7$x1$" SALT "$" HASH, "pw:1: user 'u': $7$ iteration count 'x1' is not a number >= 1"},
         {"u:$7$99999999999$" SALT "$" HASH,
          "pw:1: user 'u': $7$ iteration count '99999999999' is not a number >= 1"},
         {"u:$7$101$$" HASH, "pw:1: user 'u': the salt '' is not base64 of 1 to 64 bytes"},
@@ -362,12 +360,13 @@ static void test_acl_patterns(void **state)
         /* %u inside a level */
         {"carol", "c1", "mixed/xcarol", R, true},
         {"carol", "c1", "mixed/carol", R, false},
-        /* a client id or username with a wildcard gets no pattern (CVE-2017-7650) */
+        /* a client id or username with a wildcard gets no pattern at all (CVE-2017-7650) */
         {"carol", "+", "p/x/out", W, false},
         {"carol", "#", "p/x/out", W, false},
         {"ca+rol", "c1", "p/x/in", R, false},
         {"#", "c1", "p/x/in", R, false},
-        {"#", "c1", "p/c1/out", W, true},
+        {"#", "c1", "p/c1/out", W, false},
+        {"carol", "c+", "p/carol/in", R, false},
         /* a deny pattern */
         {"carol", "c1", "p/x/out/c1", W, false},
         {"bob", "c1", "p/x/out/c1", W, false},
@@ -449,8 +448,8 @@ static void test_acl_empty_levels(void **state)
 {
     (void)state;
     static const struct acl_case cases[] = {
-        {"u", "c", "/a", R, true},  {"u", "c", "a", R, false},  {"u", "c", "//", R, true},
-        {"u", "c", "/", R, false},  {"u", "c", "x/", R, true},  {"u", "c", "x", R, false},
+        {"u", "c", "/a", R, true},   {"u", "c", "a", R, false},  {"u", "c", "//", R, true},
+        {"u", "c", "/", R, false},   {"u", "c", "x/", R, true},  {"u", "c", "x", R, false},
         {"u", "c", "x//", R, true},  {"u", "c", "/+", S, false}, {"u", "c", "+/+/+", S, true},
         {"u", "c", "x/#", S, false},
     };
