@@ -1,6 +1,7 @@
 /* config.c - the configuration file (Mosquitto's mosquitto.conf syntax) and the command
- * line, turned into a config_t (see config.h). Runs once at start-up, before any thread:
- * no I/O beyond reading the file and printing help, no global state.
+ * line, turned into a config_t (see config.h). Runs in the main thread (at start-up, and
+ * again on SIGHUP): no I/O beyond reading the files (include_dir's too), checking that the
+ * files it names exist, and printing help; no global state.
  *
  * Every refusal names the file, the line, the option and the value, because a config
  * error is read by a person who has the file open in an editor.

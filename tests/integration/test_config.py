@@ -323,7 +323,9 @@ def test_log_file_reopened_on_sighup(broker_factory, tmp_path):
     log_path = tmp_path / "rot.log"
     b = broker_factory(config=f"log_dest file {log_path}")
     try_connect(b, "before-rotation").close()
-    wait_for(lambda: "before-rotation" in log_path.read_text(), what="the first client")
+    # its disconnection is logged too: rotate after that line
+    wait_for(lambda: "before-rotation 127.0.0.1" in log_path.read_text(),
+             what="the first client's disconnection")
     os.rename(log_path, tmp_path / "rot.log.1")
     b.proc.send_signal(signal.SIGHUP)
     wait_for(log_path.exists, what="the reopened log file")
