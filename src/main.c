@@ -167,7 +167,9 @@ int main(int argc, char **argv)
         broker_cleanup(&broker);
         return 1;
     }
-    if (cfg.daemon && daemon(0, 0) < 0) {
+    /* nochdir: relative paths in the file (certificates, password and ACL files, http_dir)
+     * must still name the same files when SIGHUP reloads them. */
+    if (cfg.daemon && daemon(1, 0) < 0) {
         perror("midge: daemon");
         broker_cleanup(&broker);
         return 1;
