@@ -69,8 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The path rules run before any file is looked up; the directory does not exist. */
     xbuf_t out = {0};
     char why[96];
-    int st = http_serve_file("/nonexistent/midge-fuzz", h.target, false, &out, why,
-                             sizeof(why));
+    int st = http_serve_file("/nonexistent/midge-fuzz", h.target, false, &out, why, sizeof(why));
     CHECK(st == 400 || st == 404 || st == 414);
     CHECK(xbuf_size(&out) > 12 && memcmp(xbuf_data(&out), "HTTP/1.1 4", 10) == 0);
     xbuf_free(&out);

@@ -32,15 +32,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t cuts[8] = {1, 2, 3, 7, 64, 500, 4096, (size_t)-1};
     if (size < 1)
         return 0;
-    ws_opts_t o = {.http_dir = "/nonexistent/midge-fuzz", .trusted_proxies = trusted,
-                   .ntrusted = 1, .max_message = 1024};
+    ws_opts_t o = {.http_dir = "/nonexistent/midge-fuzz",
+                   .trusted_proxies = trusted,
+                   .ntrusted = 1,
+                   .max_message = 1024};
     bool prefix = data[0] & 1, client = data[0] & 2;
     size_t cut = cuts[(data[0] >> 2) & 7];
     xport_t x;
     xbuf_t app = {0};
     xport_init(&x);
-    xlayer_t *l = client ? ws_layer_new_client("h", 1883, "/mqtt")
-                         : ws_layer_new_server(&o, "127.0.0.1");
+    xlayer_t *l =
+        client ? ws_layer_new_client("h", 1883, "/mqtt") : ws_layer_new_server(&o, "127.0.0.1");
     CHECK(l);
     xport_push(&x, l);
     int rc = 0;

@@ -21,18 +21,28 @@
 #include "broker/log.h"
 #include "conf/config.h"
 
-/* pid_file as an absolute path: daemon() moves to "/", and the file is removed at exit. */
+/* The directory midge started in: relative pid_file and log_dest file paths name files
+ * there, also after -d has moved the process to "/" (removing the pid file, reopening the
+ * log on SIGHUP). */
+static char start_dir[CONFIG_PATH_MAX];
+
+/* path made absolute against start_dir; -1 with errno set when that fails. */
 static int absolute_path(const char *path, char *out, size_t outlen)
 {
-    char cwd[CONFIG_PATH_MAX];
     int n;
     if (path[0] == '/')
         n = snprintf(out, outlen, "%s", path);
-    else if (getcwd(cwd, sizeof(cwd)))
-        n = snprintf(out, outlen, "%s/%s", cwd, path);
-    else
+    else if (start_dir[0])
+        n = snprintf(out, outlen, "%s/%s", start_dir, path);
+    else {
+        errno = ENOENT; /* getcwd failed at start-up: no directory to be relative to */
         return -1;
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+    }
+    if (n < 0 || (size_t)n >= outlen) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
 }
 
 static int write_pid_file(const char *path)
@@ -83,7 +93,10 @@ static int apply_logging(const config_t *cfg)
                     ((types & CONFIG_LOG_DEBUG) ? 1u << LOG_DEBUG : 0);
     log_configure(mask, cfg->log_dest & CONFIG_LOG_DEST_STDOUT,
                   cfg->log_dest & CONFIG_LOG_DEST_STDERR, cfg->log_timestamp);
-    if (log_set_file((cfg->log_dest & CONFIG_LOG_DEST_FILE) ? cfg->log_file : NULL) < 0) {
+    char path[CONFIG_PATH_MAX + 512] = "";
+    if (((cfg->log_dest & CONFIG_LOG_DEST_FILE) &&
+         absolute_path(cfg->log_file, path, sizeof(path)) < 0) ||
+        log_set_file(path[0] ? path : NULL) < 0) {
         fprintf(stderr, "midge: log_dest file %s: cannot open: %s\n", cfg->log_file,
                 strerror(errno));
         return -1;
@@ -113,6 +126,8 @@ int main(int argc, char **argv)
     static broker_t broker;
     char err[512];
     config_init(&cfg);
+    if (!getcwd(start_dir, sizeof(start_dir)))
+        start_dir[0] = '\0';
     int r = config_parse_args(&cfg, argc, argv, err, sizeof(err));
     if (r == 1)
         return 0;
@@ -152,7 +167,9 @@ int main(int argc, char **argv)
         broker_cleanup(&broker);
         return 1;
     }
-    if (cfg.daemon && daemon(0, 0) < 0) {
+    /* nochdir: relative paths in the file (certificates, password and ACL files, http_dir)
+     * must still name the same files when SIGHUP reloads them. */
+    if (cfg.daemon && daemon(1, 0) < 0) {
         perror("midge: daemon");
         broker_cleanup(&broker);
         return 1;

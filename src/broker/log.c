@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ static atomic_bool out_stdout = false, out_stderr = true, with_time = true;
  * descriptor number (dup2), so a thread that has just read the number never writes to a
  * closed or reused descriptor. */
 static atomic_int file_fd = -1;
+static char file_path[4096]; /* for log_reopen; main thread only */
 
 void log_configure(unsigned mask, bool to_stdout, bool to_stderr, bool timestamp)
 {
@@ -36,11 +38,18 @@ int log_set_file(const char *path)
         int old = atomic_exchange(&file_fd, -1);
         if (old >= 0)
             close(old);
+        file_path[0] = '\0';
         return 0;
+    }
+    if (strlen(path) >= sizeof(file_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
     }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
+    if (path != file_path)
+        memcpy(file_path, path, strlen(path) + 1);
     int old = atomic_load(&file_fd);
     if (old < 0) {
         atomic_store(&file_fd, fd);
@@ -54,6 +63,11 @@ int log_set_file(const char *path)
     }
     close(fd);
     return 0;
+}
+
+int log_reopen(void)
+{
+    return file_path[0] ? log_set_file(file_path) : 0;
 }
 
 int log_enabled(enum log_level level)

@@ -19,6 +19,9 @@ void log_set_level(enum log_level level); /* every level up to this one */
  * cannot be opened, and then the file in use (if any) stays. Calling it again with the same
  * path reopens the file (after log rotation) without losing a line of another thread. */
 int log_set_file(const char *path);
+/* Reopen the file of the last log_set_file (SIGHUP, after log rotation); 0 when there is
+ * none. Like log_set_file, for the main thread only. */
+int log_reopen(void);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -582,9 +582,6 @@ static bool admit(broker_t *b, listener_t *l, const char *peer)
     if (b->cfg.global_max_connections && all >= b->cfg.global_max_connections) {
         rule = "global_max_connections";
         limit = b->cfg.global_max_connections;
-    } else if (b->cfg.max_connections && all >= b->cfg.max_connections) {
-        rule = "max_connections";
-        limit = b->cfg.max_connections;
     } else if (l->cfg->max_connections && here >= l->cfg->max_connections) {
         rule = "max_connections";
         limit = l->cfg->max_connections;

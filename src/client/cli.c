@@ -84,8 +84,8 @@ static void usage(const cli_t *c)
            "          --ws-path says otherwise.\n"
            " --cafile, --capath or --tls-use-os-certs turn TLS on (port 8883 when -p is not "
            "given),\n"
-           "          and so do -L mqtts:// and wss://; with no CA given the system's CAs are "
-           "used.\n"
+           "          and so do -L mqtts://, wss:// and -p 8883; with no CA given the "
+           "system's CAs are used.\n"
            " --unix : connect to a unix domain socket instead of -h/-p.\n");
     printf("See mosquitto_pub(1) / mosquitto_sub(1) / mosquitto_rr(1): the flags mean the "
            "same.\n");
@@ -119,6 +119,7 @@ static int parse_url(cli_t *c, const char *url)
     c->ws = sc->ws;
     c->o.port = sc->port;
     c->port_given = true;
+    c->url_given = true; /* its scheme says whether TLS is on */
     free(c->url_buf);
     c->url_buf = strdup(rest);
     if (!c->url_buf)
@@ -480,6 +481,10 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     }
     if (c->tls_on && !c->port_given)
         c->o.port = 8883; /* as mosquitto's clients: TLS without -p means 8883 */
+    /* mosquitto_pub(1), --tls-use-os-certs: on by default for port 8883 when no other
+     * certificate option is given. */
+    if (c->o.port == 8883 && !c->tls_on && !c->url_given && !c->unix_path && !c->tls.certfile)
+        c->tls_on = true;
     if (c->msg_mode < 0) {
         cli_error(c, "Only one type of message can be sent at once.");
         return 1;

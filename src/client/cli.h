@@ -31,10 +31,10 @@ typedef struct cli {
     char *url_buf; /* -L: the parsed copy that topics/host point into */
     /* transport: --cafile... turn TLS on, -L ws:// and wss:// WebSocket, --unix a socket */
     midge_tls_options_t tls;
-    bool tls_on, ws, port_given;
+    bool tls_on, ws, port_given, url_given;
     const char *unix_path;
-    const char *ws_path;           /* --ws-path; NULL: /mqtt */
-    midge_transport_t *transport;  /* made by cli_connect; freed by cli_free */
+    const char *ws_path;          /* --ws-path; NULL: /mqtt */
+    midge_transport_t *transport; /* made by cli_connect; freed by cli_free */
     /* -D: MQTT 5.0 properties of CONNECT, PUBLISH and the will */
     bool has_props;
     midge_props_t connect_props, publish_props, will_props;

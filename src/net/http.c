@@ -64,8 +64,7 @@ static int parse_version(const char *s, size_t n)
 static int version_error(http_error_t *e, int v, const char *s, size_t n)
 {
     if (v == -2)
-        return fail(e, 505, 1, "HTTP version %.*s not supported (HTTP/1.0 or HTTP/1.1)",
-                    (int)n, s);
+        return fail(e, 505, 1, "HTTP version %.*s not supported (HTTP/1.0 or HTTP/1.1)", (int)n, s);
     return fail(e, 400, 1, "malformed HTTP version \"%.*s\"", (int)(n > 16 ? 16 : n), s);
 }
 
@@ -171,8 +170,7 @@ static int parse_header_line(const char *s, size_t n, int line, http_head_t *h, 
     return 0;
 }
 
-static long parse_head(const uint8_t *p, size_t n, http_head_t *h, http_error_t *e,
-                       bool response)
+static long parse_head(const uint8_t *p, size_t n, http_head_t *h, http_error_t *e, bool response)
 {
     memset(h, 0, sizeof(*h));
     e->status = 0;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEAD 8192  /* bytes, request/status line and final empty line included */
+#define HTTP_MAX_HEAD 8192 /* bytes, request/status line and final empty line included */
 #define HTTP_MAX_HEADERS 64
 
 /* A view into the parsed buffer (not NUL-terminated). */

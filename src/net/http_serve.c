@@ -20,20 +20,34 @@
 const char *http_reason(int status)
 {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -83,8 +97,7 @@ static int append_head(xbuf_t *out, int status, const char *type, size_t length)
     return xbuf_append(out, line, (size_t)k);
 }
 
-int http_serve_error(xbuf_t *out, int status, const char *extra, const char *body,
-                     bool head_only)
+int http_serve_error(xbuf_t *out, int status, const char *extra, const char *body, bool head_only)
 {
     size_t mark = out->len;
     size_t n = strlen(body);
@@ -163,10 +176,11 @@ static bool resolve_inside(const char *root, const char *path, char *real)
     return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
 }
 
-static int read_file(const char *path, const char *type, bool head_only, xbuf_t *out, int *status, char *why,
-                     size_t whylen)
+static int read_file(const char *path, const char *type, bool head_only, xbuf_t *out, int *status,
+                     char *why, size_t whylen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* path is a real path: a symlink found here now was put there since it was resolved. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         *status = refuse(why, whylen, 404, "not a readable regular file");
@@ -210,8 +224,8 @@ oom:
     return -1;
 }
 
-int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t *out,
-                    char *why, size_t whylen)
+int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t *out, char *why,
+                    size_t whylen)
 {
     if (why && whylen)
         why[0] = '\0';
@@ -256,8 +270,8 @@ int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t 
     if (status == 200)
         return 200;
 answer:
-    if (http_serve_error(out, status, NULL, why && why[0] ? why : http_reason(status),
-                         head_only) < 0)
+    if (http_serve_error(out, status, NULL, why && why[0] ? why : http_reason(status), head_only) <
+        0)
         return -1;
     return status;
 }

@@ -10,8 +10,8 @@
 #include "http.h"
 #include "xbuf.h"
 
-#define HTTP_SERVE_MAX_PATH 1024            /* decoded path bytes; longer: 414 */
-#define HTTP_SERVE_MAX_FILE (64u << 20)     /* larger files are refused with 500 */
+#define HTTP_SERVE_MAX_PATH 1024        /* decoded path bytes; longer: 414 */
+#define HTTP_SERVE_MAX_FILE (64u << 20) /* larger files are refused with 500 */
 
 /* Append a complete response for a GET (head_only false) or HEAD of target, served from
  * dir (NULL: nothing is served, 404). The path is percent-decoded once; "..", an encoded
@@ -20,14 +20,13 @@
  * (without a trailing '/' it is redirected, 301, as browsers resolve relative links from
  * the '/'). Returns the status sent, or -1 when out of memory (nothing appended).
  * why, when not NULL, receives a short reason for a refusal. */
-int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t *out,
-                    char *why, size_t whylen);
+int http_serve_file(const char *dir, http_view_t target, bool head_only, xbuf_t *out, char *why,
+                    size_t whylen);
 
 /* Append an error response: status line, extra header lines (each ending in CRLF, or
  * NULL), a text/plain body (omitted for HEAD), Connection: close. 0, or -1 when out of
  * memory. */
-int http_serve_error(xbuf_t *out, int status, const char *extra, const char *body,
-                     bool head_only);
+int http_serve_error(xbuf_t *out, int status, const char *extra, const char *body, bool head_only);
 
 /* Standard reason phrase of a status code ("Not Found"); "Unknown" when not known here. */
 const char *http_reason(int status);

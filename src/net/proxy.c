@@ -152,17 +152,13 @@ static bool ipv6_prefix_ok(const uint8_t *s, size_t n)
             if (colons == 2 || (colons == 1 && dcolon))
                 return false; /* ":::" or a second "::" */
             if (colons == 1) {
-                dcolon = true;
-                if (groups > 7)
-                    return false;
+                dcolon = true; /* the ':' before it left room for the group it stands for */
             } else if (digits > 0) {
                 groups++;
                 /* A ':' promises another group. */
                 if (groups + 1 > (dcolon ? 7 : 8))
                     return false;
-            } else if (i != 0) {
-                return false;
-            }
+            } /* else: a leading ':', which must be followed by another (below) */
             colons++;
             digits = 0;
             decimal = true;
@@ -265,6 +261,12 @@ static long v1_parse_unknown(const uint8_t *p, size_t n, size_t from, proxy_resu
     return n >= PROXY_V1_MAX ? fail(r, "PROXY v1: line longer than 107 bytes") : 0;
 }
 
+/* The shortest text of field i (2..5) of a TCP4/TCP6 line: "0.0.0.0", "::", "0". */
+static size_t v1_min_field(int i, int family)
+{
+    return i >= 4 ? 1 : family == AF_INET ? 7 : 2;
+}
+
 /* Version 1, p[0..n) starting with (a prefix of) "PROXY ". Each field is checked as soon as
  * its end is seen; the last, unfinished one must be a prefix of a valid value. */
 static long v1_parse(const uint8_t *p, size_t n, proxy_result_t *r)
@@ -306,12 +308,17 @@ static long v1_parse(const uint8_t *p, size_t n, proxy_result_t *r)
         field++;
         start = i + 1;
     }
-    /* The field being read has no end yet; what must still follow it (a space and at least
-     * one byte per field left, "0.0.0.0" for an IPv4 address, then CRLF; only the CRLF while
-     * the protocol is unknown) must fit. */
+    /* The field being read has no end yet. It must be the start of a valid value, and the
+     * shortest line it can still become (its own shortest value, a space and the shortest
+     * value of each field left, the CRLF; only the CRLF while the protocol is unknown) must
+     * fit in 107 bytes. */
     size_t rest = 2;
-    for (int f = field == 1 ? PROXY_V1_FIELDS : field + 1; f < PROXY_V1_FIELDS; f++)
-        rest += 1 + (f <= 3 && family == AF_INET ? 7 : f <= 3 ? 2 : 1);
+    if (field > 1) {
+        size_t have = end - start, need = v1_min_field(field, family);
+        rest += have < need ? need - have : 0;
+        for (int f = field + 1; f < PROXY_V1_FIELDS; f++)
+            rest += 1 + v1_min_field(f, family);
+    }
     bool ok = field == 1 ? v1_proto_match(p + start, end - start, false) >= 0
                          : v1_field_ok(field, p + start, end - start, false, family, r);
     if (!ok)

@@ -9,6 +9,9 @@
  * hold several packets (MQTT 5.0 6.0: the data is a byte stream). wslay answers pings and
  * close frames itself and refuses frames with the wrong masking (RFC 6455 5.1) with 1002.
  *
+ * Each output() is one unfragmented binary frame: paho-mqtt 1.x (Python) does not join
+ * continuation frames, so fragmenting large messages would break it.
+ *
  * Subprotocol (RFC 6455 4.2.2, MQTT 5.0 6.0): the client's first offer among "mqtt" and
  * "mqttv3.1" is answered; one that offers only others gets 400. MQTT-6.0.0-3 obliges the
  * client to offer "mqtt" but leaves the server free, so a client that offers none (tools
@@ -71,8 +74,7 @@ static int set_error(ws_layer_t *w, const char *fmt, const char *arg)
 
 /* ---- wslay callbacks on memory ------------------------------------------------------ */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     ws_layer_t *w = user;
     if (w->in_n == 0) {
@@ -148,8 +150,9 @@ static int violation(ws_layer_t *w, uint16_t code)
     char size[32];
     switch (code) {
     case WSLAY_CODE_PROTOCOL_ERROR:
-        return set_error(w, "WebSocket: protocol error (%s frame, reserved bit, bad opcode "
-                            "or close code), closed with 1002",
+        return set_error(w,
+                         "WebSocket: protocol error (%s frame, reserved bit, bad opcode "
+                         "or close code), closed with 1002",
                          w->server ? "unmasked" : "masked");
     case WSLAY_CODE_UNSUPPORTED_DATA:
         return set_error(w, "WebSocket: %s, closed with 1003",
@@ -160,7 +163,9 @@ static int violation(ws_layer_t *w, uint16_t code)
         snprintf(size, sizeof(size), "%zu", w->max_message);
         return set_error(w, "WebSocket: message larger than %s bytes, closed with 1009", size);
     default:
-        return set_error(w, "WebSocket: %s", "malformed frame");
+        /* wslay's frame decoder refused the header (a control frame longer than 125 bytes
+         * or fragmented, a 64-bit length with the top bit set): it closes without a code. */
+        return set_error(w, "WebSocket: %s", "malformed frame header, closed");
     }
 }
 
@@ -207,8 +212,7 @@ static void refuse(ws_layer_t *w, xbuf_t *down, int status, const char *extra, c
 /* RFC 6455 4.1: the key is the base64 encoding of 16 bytes: 22 characters and "==". */
 static bool key_is_valid(const http_view_t *k)
 {
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (!k || k->n != 24 || k->p[22] != '=' || k->p[23] != '=')
         return false;
     for (int i = 0; i < 22; i++)
@@ -309,14 +313,13 @@ static void upgrade(ws_layer_t *w, const http_head_t *h, xbuf_t *down)
         return refuse(w, down, 426, "Sec-WebSocket-Version: 13\r\n",
                       "Sec-WebSocket-Version must be 13", false);
     if (http_header_count(h, "Sec-WebSocket-Key") != 1 || !key_is_valid(key))
-        return refuse(w, down, 400, NULL, "Sec-WebSocket-Key must be base64 of 16 bytes",
-                      false);
+        return refuse(w, down, 400, NULL, "Sec-WebSocket-Key must be base64 of 16 bytes", false);
     if (!origin_allowed(w->opts, http_header_get(h, "Origin")))
         return refuse(w, down, 403, NULL, "Origin not allowed", false);
     const char *proto = choose_subprotocol(h);
     if (!proto && http_header_get(h, "Sec-WebSocket-Protocol"))
-        return refuse(w, down, 400, NULL,
-                      "Sec-WebSocket-Protocol offers neither mqtt nor mqttv3.1", false);
+        return refuse(w, down, 400, NULL, "Sec-WebSocket-Protocol offers neither mqtt nor mqttv3.1",
+                      false);
     if (!take_forwarded(w, h))
         return refuse(w, down, 400, NULL, "X-Forwarded-For is not an IP address", false);
 
@@ -346,8 +349,7 @@ static void answer_request(ws_layer_t *w, const http_head_t *h, xbuf_t *down)
     /* RFC 9112 3.2: an HTTP/1.1 request without exactly one Host gets 400. */
     if (h->minor == 1 && http_header_count(h, "Host") != 1)
         return refuse(w, down, 400, NULL, "exactly one Host header is required", head_only);
-    if (http_header_has_token(h, "Upgrade", "websocket") ||
-        http_header_get(h, "Sec-WebSocket-Key"))
+    if (http_header_has_token(h, "Upgrade", "websocket") || http_header_get(h, "Sec-WebSocket-Key"))
         return upgrade(w, h, down);
     char why[96];
     int st = http_serve_file(w->opts->http_dir, h->target, head_only, down, why, sizeof(why));
@@ -362,7 +364,7 @@ static int server_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
 {
     ws_layer_t *w = (ws_layer_t *)l;
     if (l->finished)
-        return 0; /* the answer is on its way; the rest is not read */
+        return 0;    /* the answer is on its way; the rest is not read */
     if (w->upgraded) /* after our close frame too: the peer's answer completes the close */
         return frames_input(w, p, n, up, down);
     if (n == 0)
@@ -382,8 +384,7 @@ static int server_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
     if (w->oom)
         rc = set_error(w, "WebSocket: %s", "out of memory");
     else if (w->phase == WS_OPEN)
-        rc = frames_input(w, xbuf_data(&w->head) + hl, xbuf_size(&w->head) - (size_t)hl, up,
-                          down);
+        rc = frames_input(w, xbuf_data(&w->head) + hl, xbuf_size(&w->head) - (size_t)hl, up, down);
     xbuf_free(&w->head);
     return rc;
 }
@@ -452,13 +453,12 @@ static int client_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
     long hl = http_parse_response(xbuf_data(&w->head), xbuf_size(&w->head), &h, &e);
     if (hl == 0)
         return 0;
-    int rc = hl < 0 ? set_error(w, "WebSocket upgrade: bad response: %s", e.msg)
-                    : check_response(w, &h);
+    int rc =
+        hl < 0 ? set_error(w, "WebSocket upgrade: bad response: %s", e.msg) : check_response(w, &h);
     if (rc == 0) {
         w->phase = WS_OPEN;
         w->upgraded = true;
-        rc = frames_input(w, xbuf_data(&w->head) + hl, xbuf_size(&w->head) - (size_t)hl, up,
-                          down);
+        rc = frames_input(w, xbuf_data(&w->head) + hl, xbuf_size(&w->head) - (size_t)hl, up, down);
     }
     xbuf_free(&w->head);
     return rc;
@@ -495,6 +495,10 @@ static void ws_shutdown(xlayer_t *l, int code, xbuf_t *down)
     ws_layer_t *w = (ws_layer_t *)l;
     if (w->phase != WS_OPEN)
         return;
+    /* RFC 6455 7.4.1: 1004-1006 and 1015 are never sent; other codes outside 1000-4999
+     * have no meaning. Either way the peer learns of an error on our side. */
+    if (code < 1000 || code > 4999 || (code >= 1004 && code <= 1006) || code == 1015)
+        code = WSLAY_CODE_INTERNAL_SERVER_ERROR;
     w->down = down;
     w->goodbye = true;
     wslay_event_queue_close(w->ctx, (uint16_t)code, NULL, 0);

@@ -82,8 +82,14 @@ int xport_input(xport_t *x, const uint8_t *p, size_t n, xbuf_t *app)
     xbuf_t up[XPORT_MAX_LAYERS];
     memset(up, 0, sizeof(up));
     int rc = 0;
-    for (int i = 0; i < x->n && (n || i == 0); i++) {
+    for (int i = 0; i < x->n; i++) {
         xlayer_t *l = x->layer[i];
+        /* No bytes for this layer: it still gets its turn while it is not ready and the
+         * layer below is (a client WebSocket layer sends its upgrade request once TLS
+         * under it has finished the handshake); otherwise there is nothing to do. */
+        if (i > 0 && n == 0 &&
+            (l->ops->ready(l) || !x->layer[i - 1]->ops->ready(x->layer[i - 1])))
+            break;
         xbuf_t *dst = i == x->n - 1 ? app : &up[i];
         xbuf_t down = {0};
         int r = l->ops->input(l, p, n, dst, &down);

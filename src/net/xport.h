@@ -69,7 +69,9 @@ typedef struct xport {
 void xport_init(xport_t *x);
 /* Add a layer on top (push the socket-side layer first). The stack owns it. */
 void xport_push(xport_t *x, xlayer_t *l);
-/* Bytes read from the socket: application bytes are appended to *app. Returns 0, or -1
+/* Bytes read from the socket: application bytes are appended to *app. n may be 0 (a
+ * client calls it so right after connecting): a layer that is not ready yet, with every
+ * layer below it ready, is then given the chance to send its first bytes. Returns 0, or -1
  * when the connection must close (x->error says why; x->wire may still hold a goodbye
  * worth writing). */
 int xport_input(xport_t *x, const uint8_t *p, size_t n, xbuf_t *app);

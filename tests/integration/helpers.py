@@ -83,8 +83,9 @@ class Client:
 
     def __init__(self, broker, client_id="", protocol=V5, clean=True, keepalive=60,
                  properties=None, will=None, connect=True, timeout=TIMEOUT, transport="tcp",
-                 port=None, ws_path="/mqtt"):
-        """transport="websockets" connects to `port` (a WebSocket listener) at ws_path."""
+                 port=None, ws_path="/mqtt", tls_ca=None):
+        """transport="websockets" connects to `port` (a WebSocket listener) at ws_path;
+        tls_ca (a CA file) adds TLS under it: MQTT over TLS or over secure WebSocket."""
         self.broker = broker
         self.port = port or broker.port
         self.protocol = protocol
@@ -113,6 +114,8 @@ class Client:
         self._c.max_queued_messages_set(0)  # 0: unlimited
         if transport == "websockets":
             self._c.ws_set_options(path=ws_path)
+        if tls_ca:
+            self._c.tls_set(ca_certs=tls_ca)
         if will:
             self._c.will_set(will["topic"], will.get("payload"), will.get("qos", 0),
                              will.get("retain", False), will.get("properties"))

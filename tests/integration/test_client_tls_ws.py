@@ -8,6 +8,7 @@ on the same broker: with the same flags where mosquitto's clients have them (TLS
 --unix), over plain TCP where they do not (ws://, wss://). Certificates come from
 scripts/gen-certs.sh. Every process and wait is bounded.
 """
+import json
 import os
 import re
 import shutil
@@ -380,3 +381,48 @@ def test_help_names_the_url_schemes():
     for word in (b"mqtts (TLS, port 8883)", b"ws (WebSocket, port 80)",
                  b"wss (WebSocket over TLS, port 443)", b"--unix", b"--cafile", b"--ws-path"):
         assert word in out
+
+
+# ---- midge-bench over TLS and WebSocket -----------------------------------------------------
+
+BENCH = os.path.join(BIN_DIR, "midge-bench")
+
+
+def bench(ls, transport, *args, timeout=60):
+    """midge-bench ARGS over a transport of broker ls: (exit code, JSON result)."""
+    flags = {"tcp": ["-p", str(ls.port)],
+             "tls": ["-p", str(ls.tls), "--cafile", f"{ls.certs}/ca.crt"],
+             "ws": ["-p", str(ls.ws), "--ws"],
+             "wss": ["-L", f"wss://127.0.0.1:{ls.wss}", "--cafile", f"{ls.certs}/ca.crt"]}
+    # The transport's flags come first: a -p in args (given later) wins.
+    p = subprocess.run([BENCH, *map(str, args[:1]), *flags[transport], *map(str, args[1:]),
+                        "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=timeout)
+    check_stderr(p.stderr)
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, (p.stdout, p.stderr)
+    return p.returncode, json.loads(lines[0])
+
+
+@pytest.mark.parametrize("transport", ["tls", "ws", "wss"])
+def test_bench_pairs_exact_over(lst, transport):
+    rc, res = bench(lst, transport, "pairs", "-c", 2, "-n", 300, "-q", 1, "-w", 20)
+    assert rc == 0 and res["ok"] is True, res
+    assert res["transport"] == transport
+    assert (res["sent"], res["acked"], res["received"], res["lost"], res["duplicates"]) == \
+        (600, 600, 600, 0, 0)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "wss"])
+def test_bench_handshake_mode(lst, transport):
+    rc, res = bench(lst, transport, "handshake", "-c", 2, "-d", 1)
+    assert rc == 0 and res["ok"] is True, res
+    assert res["mode"] == "handshake" and res["transport"] == transport
+    assert res["connect_failed"] == 0 and res["handshakes"] > 5, res
+    assert res["connect_latency_us"]["count"] == res["handshakes"]
+
+
+def test_bench_wrong_ca_fails_every_connection(lst):
+    rc, res = bench(lst, "tcp", "conn", "-c", 3, "-p", lst.tls, "--cafile",
+                    f"{lst.certs}/other-ca.crt")
+    assert rc == 1 and (res["connected"], res["connect_failed"]) == (0, 3), res

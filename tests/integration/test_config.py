@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from conftest import MIDGE_BIN, ROOT, Broker, free_port
+from conftest import MIDGE_BIN, ROOT, SANITIZER_MARKS, Broker, free_port, wait_listening
 from mqttraw import (CONNACK, P_SERVER_KEEP_ALIVE, V31, V311, V5, Client, Closed, Timeout,
                      connect)
 
@@ -124,6 +124,105 @@ def test_repo_midge_conf_is_valid(tmp_path):
     assert (r.returncode, r.stdout, r.stderr) == (0, f"{conf}: configuration OK\n", "")
 
 
+def mosquitto_style_file(d, ports, sock):
+    """A mosquitto.conf using every option of issue 5 that Mosquitto 2.0 knows."""
+    certs = d / "certs"
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-certs.sh"), str(certs)], check=True,
+                   timeout=120, capture_output=True)
+    pw = d / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "alice", "secret"], check=True,
+                   timeout=30, capture_output=True)
+    write(d / "acl", "user alice\ntopic readwrite #\n")
+    (d / "www").mkdir()
+    (d / "conf.d").mkdir()
+    write(d / "conf.d" / "extra.conf", "max_keepalive 100\n")
+    p1, p2, p3 = ports
+    return write(d / "mosquitto.conf", f"""# a Mosquitto user's file
+per_listener_settings false
+allow_anonymous false
+password_file {pw}
+acl_file {d}/acl
+persistence false
+persistence_location {d}/
+persistence_file test.db
+autosave_interval 60
+pid_file {d}/broker.pid
+user root
+log_dest file {d}/broker.log
+log_type error
+log_type warning
+log_type notice
+log_timestamp true
+connection_messages true
+max_inflight_messages 10
+max_queued_messages 100
+max_queued_bytes 0
+message_size_limit 0
+max_keepalive 120
+sys_interval 10
+
+listener {p1} 127.0.0.1
+socket_domain ipv4
+max_connections -1
+protocol mqtt
+
+listener {p2} 127.0.0.1
+certfile {certs}/server.crt
+keyfile {certs}/server.key
+cafile {certs}/ca.crt
+capath {certs}
+crlfile {certs}/crl.pem
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384
+ciphers_tls1.3 TLS_AES_128_GCM_SHA256
+
+listener {p3} 127.0.0.1
+protocol websockets
+http_dir {d}/www
+
+listener 0 {sock}
+
+include_dir {d}/conf.d
+""")
+
+
+def test_mosquitto_file_works_unchanged(tmp_path):
+    """The same file starts Debian's mosquitto (so it is a Mosquitto user's file) and Midge:
+    --test-config says OK, and Midge listens on its TCP, TLS, WebSocket and unix listeners."""
+    ports = [free_port() for _ in range(3)]
+    sock = str(tmp_path / "broker.sock")
+    conf = mosquitto_style_file(tmp_path, ports, sock)
+    mosq = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        ok = wait_listening(ports[0]) and wait_listening(ports[1])
+        assert ok and mosq.poll() is None, (
+            "mosquitto refused the file:\n" + (tmp_path / "broker.log").read_text())
+    finally:
+        mosq.terminate()
+        mosq.wait(10)
+    wait_for(lambda: not os.path.exists(sock), what="mosquitto's unix socket to go")
+
+    r = run_midge("-c", str(conf), "--test-config")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{conf}: configuration OK\n", "")
+    midge = subprocess.Popen([MIDGE_BIN, "-c", str(conf)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    try:
+        for port in ports:
+            assert wait_listening(port), f"midge does not listen on {port}"
+        wait_for(lambda: os.path.exists(sock), what="midge's unix socket")
+        assert midge.poll() is None
+        assert "Opening" in (tmp_path / "broker.log").read_text()
+    finally:
+        midge.terminate()
+        out = midge.communicate(timeout=10)[0].decode("utf-8", "replace")
+    assert midge.returncode == 0, out
+    for mark in SANITIZER_MARKS:
+        assert mark not in out, out
+
+
 def test_bad_file_stops_start_up(tmp_path):
     """Without --test-config a bad file stops start-up the same way, before any socket."""
     port = free_port()
@@ -164,10 +263,11 @@ def test_pid_file_relative_path(tmp_path):
 
 def test_pid_file_daemon(tmp_path):
     """-d: the pid_file holds the daemon's pid (written after the fork, as an absolute path
-    since the daemon moves to /), and it is removed when the daemon stops."""
+    since the daemon moves to /), and it is removed when the daemon stops; a relative
+    log_dest file stays relative to the start directory."""
     port = free_port()
     pid_path = tmp_path / "d.pid"
-    conf = write(tmp_path / "d.conf", "pid_file d.pid\n")
+    conf = write(tmp_path / "d.conf", "pid_file d.pid\nlog_dest file d.log\n")
     r = subprocess.run([MIDGE_BIN, "-c", str(conf), "-p", str(port), "-d"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
@@ -183,6 +283,9 @@ def test_pid_file_daemon(tmp_path):
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not pid_path.exists(), what="the pid file to go")
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the daemon to exit")
+    # the relative log file too is where midge started, not in "/"
+    log = (tmp_path / "d.log").read_text()
+    assert "running" in log and "terminating" in log, log
 
 
 def test_log_dest_file(tmp_path):
@@ -212,6 +315,24 @@ def test_log_dest_file_only(broker_factory, tmp_path):
     wait_for(lambda: log_path.exists() and "file-only" in log_path.read_text(),
              what="the client in the log file")
     assert "file-only" not in b.log()
+
+
+def test_log_file_reopened_on_sighup(broker_factory, tmp_path):
+    """Log rotation: after the file is renamed, SIGHUP makes the broker write to a new file of
+    the configured name; the old one keeps what was written before."""
+    log_path = tmp_path / "rot.log"
+    b = broker_factory(config=f"log_dest file {log_path}")
+    try_connect(b, "before-rotation").close()
+    # its disconnection is logged too: rotate after that line
+    wait_for(lambda: "before-rotation 127.0.0.1" in log_path.read_text(),
+             what="the first client's disconnection")
+    os.rename(log_path, tmp_path / "rot.log.1")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_for(log_path.exists, what="the reopened log file")
+    try_connect(b, "after-rotation").close()
+    wait_for(lambda: "after-rotation" in log_path.read_text(), what="the second client")
+    assert "before-rotation" not in log_path.read_text()
+    assert "after-rotation" not in (tmp_path / "rot.log.1").read_text()
 
 
 def test_log_dest_file_unwritable(tmp_path):

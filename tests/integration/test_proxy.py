@@ -345,3 +345,53 @@ def test_tls_without_header_refused(broker_factory, certs):
         assert time.monotonic() - start < PROMPT
         raw.close()
     wait_for_log(broker, r"PROXY v2: bad signature")
+
+
+def test_header_never_completed_times_out(broker_factory):
+    """A header that stops halfway (a slow or broken proxy) does not hold the connection
+    forever: connect_timeout covers the header too."""
+    port = free_port()
+    broker = broker_factory(config=f"connect_timeout 1\nlistener {port} 127.0.0.1\n"
+                                   "enable_proxy_protocol 2\nallow_anonymous true\n")
+    assert wait_listening(port)
+    broker.proxy = types.SimpleNamespace(host="127.0.0.1", port=port)
+    with Bystander(broker):
+        c = proxied_client(broker, v2()[:20])
+        elapsed = c.expect_closed(5.0)
+        assert 0.9 < elapsed < 5.0
+    wait_for_log(broker, r"127\.0\.0\.1:\d+[^\n]*no CONNECT within connect_timeout")
+
+
+def test_websocket_after_v1_header(broker_factory):
+    """A WebSocket listener behind a proxy: the header, then the HTTP upgrade, then MQTT in
+    masked binary frames; the header's address is the one logged."""
+    broker = proxy_broker(broker_factory, 1, "protocol websockets\n")
+    c = Client(broker.proxy, V311)
+    c.send(v1(src="192.0.2.99", sport=33333) +
+           b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+    head = b""
+    deadline = time.monotonic() + 5
+    while b"\r\n\r\n" not in head:
+        assert time.monotonic() < deadline, f"no upgrade answer: {head!r}"
+        c.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        chunk = c.sock.recv(4096)
+        assert chunk, f"closed during the upgrade: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    mask = b"\x01\x02\x03\x04"
+    payload = connect("proxied-ws", V311)
+    assert len(payload) < 126
+    c.send(bytes([0x82, 0x80 | len(payload)]) + mask +
+           bytes(x ^ mask[i % 4] for i, x in enumerate(payload)))
+    frame = rest
+    while len(frame) < 2 or len(frame) < 2 + frame[1]:
+        c.sock.settimeout(5)
+        chunk = c.sock.recv(4096)
+        assert chunk, f"closed before CONNACK: {frame!r}"
+        frame += chunk
+    assert frame[0] == 0x82 and frame[2:2 + frame[1]] == b"\x20\x02\x00\x00", frame
+    c.close()
+    wait_for_log(broker, r"New client connected from 192\.0\.2\.99:33333 as proxied-ws\b")

@@ -89,7 +89,8 @@ def test_declared_oversize_packet_costs_nothing(broker_factory):
 
 
 @pytest.mark.parametrize("version,first_bytes,rule", [
-    (1, b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c", r"PROXY v1: header does not start with \"PROXY \""),
+    (1, b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c",
+     r"PROXY v1: header does not start with \"PROXY \""),
     (2, b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 1883\r\n",
      r"PROXY: a v1 header on a listener that expects v2"),
     (2, b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x08", r"PROXY v2: length shorter than the IPv4 "

@@ -1,6 +1,6 @@
 """MQTT over WebSocket (issue 5): real clients (paho-mqtt with transport="websockets",
-MQTT.js in Node), raw frames for the edge cases (wsraw.py), and the static files that a
-`protocol websockets` listener serves from http_dir.
+MQTT.js in Node), raw frames for the edge cases (wsraw.py), the static files that a
+`protocol websockets` listener serves from http_dir, and the same over TLS (wss://).
 
 Each broker has its default TCP listener (broker.port, from -p) and a WebSocket listener:
     listener PORT 127.0.0.1
@@ -10,8 +10,11 @@ Each broker has its default TCP listener (broker.port, from -p) and a WebSocket 
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -54,13 +57,19 @@ class WsBroker:
         self.ws_port = ws_port      # WebSocket
 
 
-@pytest.fixture
-def wsb(broker_factory, http_dir):
+def start_ws(broker_factory, http_dir, listener_extra="", global_extra=""):
+    """A broker with a WebSocket listener; listener_extra goes under its `listener` line."""
     ws_port = free_port()
-    b = broker_factory(config=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
-                              f"http_dir {http_dir}\nallow_anonymous true")
+    b = broker_factory(config=f"{global_extra}\nlistener {ws_port} 127.0.0.1\n"
+                              f"protocol websockets\nhttp_dir {http_dir}\n{listener_extra}\n"
+                              "allow_anonymous true")
     assert wait_listening(ws_port), f"no WebSocket listener on {ws_port}:\n{b.log()}"
     return WsBroker(b, ws_port)
+
+
+@pytest.fixture
+def wsb(broker_factory, http_dir):
+    return start_ws(broker_factory, http_dir)
 
 
 def ws_client(wsb, **kw):
@@ -89,12 +98,26 @@ def test_paho_websocket_roundtrip(wsb, version):
     sub = ws_client(wsb, protocol=version, client_id="ws-sub")
     pub = ws_client(wsb, protocol=version, client_id="ws-pub")
     sub.subscribe("ws/t", qos=2)
-    payloads = [b"hello", bytes(range(256)), bytes((i * 7) & 0xFF for i in range(200000))]
+    payloads = [b"hello", bytes(range(256)), b"\x00" * 3000]
     for qos, p in enumerate(payloads):
         pub.publish("ws/t", p, qos=qos)
     got = sub.expect_messages(3)
     assert [(m.topic, m.payload, m.qos) for m in got] == [
         ("ws/t", p, q) for q, p in enumerate(payloads)]
+
+
+@pytest.mark.midge_only
+def test_paho_websocket_large_payloads(wsb):
+    """200 KB messages both ways. Midge sends each message as one frame: paho-mqtt 1.6 does
+    not join continuation frames (paho.mqtt.python#500), and Mosquitto 2.0's libwebsockets
+    fragments large messages, so against it this fails now and then."""
+    sub = ws_client(wsb, protocol=V5, client_id="ws-big-sub")
+    pub = ws_client(wsb, protocol=V311, client_id="ws-big-pub")
+    sub.subscribe("ws/big", qos=1)
+    payloads = [bytes((i * k) & 0xFF for i in range(200000)) for k in (3, 7)]
+    for p in payloads:
+        pub.publish("ws/big", p, qos=1)
+    assert [m.payload for m in sub.expect_messages(2)] == payloads
 
 
 def test_cross_transport_delivery(wsb):
@@ -128,8 +151,12 @@ def node_modules():
 
 @pytest.mark.parametrize("version", [4, 5], ids=["3.1.1", "5.0"])
 def test_mqttjs_websocket_roundtrip(wsb, node_modules, version):
-    r = subprocess.run(["node", os.path.join(JS_DIR, "ws_roundtrip.js"),
-                        f"ws://127.0.0.1:{wsb.ws_port}/mqtt", str(version), "js/t"],
+    run_mqttjs(f"ws://127.0.0.1:{wsb.ws_port}/mqtt", version)
+
+
+def run_mqttjs(url, version, cafile=None):
+    r = subprocess.run(["node", os.path.join(JS_DIR, "ws_roundtrip.js"), url, str(version),
+                        "js/t"] + ([cafile] if cafile else []),
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, f"MQTT.js round trip failed:\n{r.stdout}\n{r.stderr}"
     result = json.loads(r.stdout.strip().splitlines()[-1])
@@ -207,6 +234,56 @@ def test_unmasked_frame_closes_1002_others_undisturbed(wsb, ws):
     other_tcp.publish("calm/t", b"still here", qos=1)
     m = other_ws.expect_message()
     assert (m.topic, m.payload) == ("calm/t", b"still here")
+
+
+@pytest.mark.midge_only
+def test_message_over_max_packet_size_closes_1009(broker_factory, http_dir, ws):
+    """The listener's largest message follows max_packet_size (plus a fixed header's room)."""
+    wsb = start_ws(broker_factory, http_dir, global_extra="max_packet_size 1000")
+    c = ws(wsb)
+    c.upgrade()
+    connect_v311(c, "big")
+    c.send_mqtt(raw.publish("big/t", b"x" * 900, version=raw.V311))  # under the limit
+    c.send_mqtt(raw.pingreq())
+    assert c.recv_packet() == (raw.PINGRESP, 0, b"")
+    c.send_mqtt(raw.publish("big/t", b"x" * 2000, version=raw.V311))
+    c.expect_close(1009)
+
+
+@pytest.mark.midge_only
+def test_origin_checked_when_configured(broker_factory, http_dir, ws):
+    wsb = start_ws(broker_factory, http_dir,
+                   listener_extra="websockets_origin http://dash.example")
+    c = ws(wsb)
+    c.upgrade(extra=["Origin: http://evil.example"], expect=403)
+    c.expect_eof()
+    c = ws(wsb)
+    c.upgrade(extra=["Origin: http://dash.example"])
+    connect_v311(c, "good-origin")
+
+
+def wait_log(b, text, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in b.log():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.midge_only
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+def test_forwarded_for(broker_factory, http_dir, ws, trusted):
+    """X-Forwarded-For names the client only when it comes from a trusted proxy."""
+    extra = "websockets_trusted_proxy 127.0.0.1" if trusted else ""
+    wsb = start_ws(broker_factory, http_dir, listener_extra=extra)
+    c = ws(wsb)
+    c.upgrade(extra=["X-Forwarded-For: 203.0.113.9, 10.1.1.1"])
+    connect_v311(c, "behind-proxy")
+    want = "from 203.0.113.9 as behind-proxy" if trusted else "from 127.0.0.1"
+    assert wait_log(wsb.b, want), wsb.b.log()
+    if not trusted:
+        assert "203.0.113.9" not in wsb.b.log()
 
 
 @pytest.mark.midge_only
@@ -324,3 +401,68 @@ def test_traversal_refused(wsb, path, status):
     got, _, body, head = http_get(wsb.ws_port, path)
     assert got == status, head
     assert b"TOP-SECRET" not in body
+
+
+# ---- secure WebSocket (wss://) -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certs():
+    d = tempfile.mkdtemp(prefix="midge-ws-certs-")
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-certs.sh"), d], check=True, timeout=120)
+    os.chmod(d, 0o755)  # mosquitto reads them as its own user: test keys only
+    for f in os.listdir(d):
+        if f.endswith(".key"):
+            os.chmod(os.path.join(d, f), 0o644)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.fixture
+def wssb(broker_factory, http_dir, certs):
+    """A broker with a secure WebSocket listener (its port is .ws_port) serving http_dir."""
+    return start_ws(broker_factory, http_dir,
+                    listener_extra=f"certfile {certs}/server.crt\nkeyfile {certs}/server.key")
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
+def test_paho_secure_websocket_roundtrip(wssb, certs, version):
+    ca = f"{certs}/ca.crt"
+    sub = ws_client(wssb, protocol=version, client_id="wss-sub", tls_ca=ca)
+    pub = ws_client(wssb, protocol=version, client_id="wss-pub", tls_ca=ca)
+    tcp_sub = Client(wssb.b, protocol=version, client_id="tcp-sub")
+    sub.subscribe("wss/t", qos=1)
+    tcp_sub.subscribe("wss/t", qos=1)
+    payload = bytes(range(256)) * 400
+    pub.publish("wss/t", payload, qos=1)
+    for c in (sub, tcp_sub):
+        m = c.expect_message()
+        assert (m.topic, m.payload, m.qos) == ("wss/t", payload, 1)
+
+
+def test_mqttjs_secure_websocket_roundtrip(wssb, certs, node_modules):
+    run_mqttjs(f"wss://localhost:{wssb.ws_port}/mqtt", 4, cafile=f"{certs}/ca.crt")
+
+
+def test_paho_secure_websocket_wrong_ca_refused(wssb, certs):
+    c = ws_client(wssb, protocol=V311, client_id="wrong-ca", tls_ca=f"{certs}/other-ca.crt",
+                  connect=False)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        c.connect(timeout=TIMEOUT)
+
+
+@pytest.mark.midge_only
+def test_static_file_over_tls(wssb, certs):
+    ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
+    with socket.create_connection(("127.0.0.1", wssb.ws_port), timeout=TIMEOUT) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(b"GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            data = b""
+            while True:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nContent-Type: text/javascript; charset=utf-8\r\n" in head
+    assert body == APP_JS.encode()

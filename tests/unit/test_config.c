@@ -1109,12 +1109,82 @@ static void test_unknown_option(void **state)
 {
     (void)state;
     load_err("bogus 1\n", 1, "unknown option 'bogus'", NULL);
+    load_err("bogus\n", 1, "unknown option 'bogus'", NULL);
+    load_err("bogus 1 2 3\n", 1, "unknown option 'bogus'", NULL);
+    load_err("bridge_cafile /etc/ssl/ca.crt\n", 1, "unknown option 'bridge_cafile'", NULL);
     load_err("threads 1\n\n# c\nThreads 2\n", 4, "unknown option 'Threads'", NULL);
     /* Mosquitto options Midge does not support yet are refused, not ignored */
     load_err("connection bridge1\n", 1, "unknown option 'connection'", NULL);
     load_err("autosave_on_changes true\n", 1, "unknown option 'autosave_on_changes'", NULL);
     /* a '#' after an option is not a comment (as in Mosquitto) */
     load_err("threads 1 # one\n", 1, "'threads'", "extra value '#'", NULL);
+}
+
+/* Every option is handled: whatever the value, the answer is never the parser's internal
+ * "not handled". */
+static void test_every_option_handled(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"listener",
+                                       "port",
+                                       "bind_address",
+                                       "socket_domain",
+                                       "bind_interface",
+                                       "protocol",
+                                       "max_connections",
+                                       "accept_protocol_versions",
+                                       "enable_proxy_protocol",
+                                       "cafile",
+                                       "capath",
+                                       "certfile",
+                                       "keyfile",
+                                       "crlfile",
+                                       "ciphers",
+                                       "ciphers_tls1.3",
+                                       "tls_version",
+                                       "require_certificate",
+                                       "use_identity_as_username",
+                                       "use_subject_as_username",
+                                       "http_dir",
+                                       "websockets_origin",
+                                       "websockets_trusted_proxy",
+                                       "per_listener_settings",
+                                       "allow_anonymous",
+                                       "password_file",
+                                       "acl_file",
+                                       "log_type",
+                                       "log_dest",
+                                       "log_timestamp",
+                                       "connection_messages",
+                                       "persistence",
+                                       "persistence_location",
+                                       "persistence_file",
+                                       "pid_file",
+                                       "user",
+                                       "include_dir",
+                                       "threads",
+                                       "max_packet_size",
+                                       "message_size_limit",
+                                       "max_inflight_messages",
+                                       "max_queued_messages",
+                                       "max_queued_bytes",
+                                       "max_keepalive",
+                                       "sys_interval",
+                                       "connect_timeout",
+                                       "max_topic_alias",
+                                       "receive_maximum",
+                                       "global_max_connections",
+                                       "autosave_interval"};
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char path[300], err[512];
+        config_t c;
+        write_conf(fmt("listener 1\n%s zz\n", opts[i]), path, sizeof(path));
+        config_init(&c);
+        err[0] = '\0';
+        config_load_file(&c, path, err, sizeof(err));
+        if (strstr(err, "internal") || strstr(err, "unknown option"))
+            fail_msg("option %s: %s", opts[i], err);
+    }
 }
 
 static void test_error_stops_at_first_bad_line(void **state)
@@ -1333,6 +1403,7 @@ int main(void)
         cmocka_unit_test(test_include_dir),
         cmocka_unit_test(test_args_test_config),
         cmocka_unit_test(test_unknown_option),
+        cmocka_unit_test(test_every_option_handled),
         cmocka_unit_test(test_error_stops_at_first_bad_line),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_args_none),

@@ -1,11 +1,14 @@
 /* test_http.c - the strict HTTP/1.1 head parser (src/net/http.c): what it accepts, what it
  * refuses with which status and message, limits, incremental input, list helpers.
  */
+/* cmocka.h needs the four headers before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +87,8 @@ static const struct refusal {
     {"GET / HTTP/1.1\n\n", 400, "line 1: line ends with a bare LF"},
     {"GET / HTTP/1.1\r\nHost: a\n\r\n", 400, "line 2: line ends with a bare LF"},
     {"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400, "line 2: control character 0x0d"},
-    {"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400, "line 2: control character 0x01 in the value of Host"},
+    {"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400,
+     "line 2: control character 0x01 in the value of Host"},
     {"GET / HTTP/1.1\r\nX-A: 1\r\n  folded\r\n\r\n", 400, "line 3: line folding (obs-fold)"},
     {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, "line 2: whitespace between header name and ':'"},
     {"GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", 400, "line 2: byte 0x28 in header name at column 3"},
@@ -93,7 +97,8 @@ static const struct refusal {
     {"G(T / HTTP/1.1\r\n\r\n", 400, "line 1: expected one space after the method"},
     {" GET / HTTP/1.1\r\n\r\n", 400, "line 1: method is not a token"},
     {"GET  / HTTP/1.1\r\n\r\n", 400, "line 1: empty request target"},
-    {"GET /a\x7f HTTP/1.1\r\n\r\n", 400, "line 1: control character or non-ASCII byte in the request target at column 7"},
+    {"GET /a\x7f HTTP/1.1\r\n\r\n", 400,
+     "line 1: control character or non-ASCII byte in the request target at column 7"},
     {"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", 400, "non-ASCII byte in the request target"},
     {"GET /\r\n\r\n", 400, "line 1: no HTTP version"},
     {"GET / HTTP/1.1 \r\n\r\n", 400, "line 1: malformed HTTP version"},
@@ -110,8 +115,8 @@ static void test_refusals(void **state)
         http_error_t e;
         long r = parse(refusals[i].req, &h, &e);
         if (r != -1 || e.status != refusals[i].status || !strstr(e.msg, refusals[i].msg))
-            fail_msg("case %zu: got %ld status %d \"%s\", want %d \"%s\"", i, r, e.status,
-                     e.msg, refusals[i].status, refusals[i].msg);
+            fail_msg("case %zu: got %ld status %d \"%s\", want %d \"%s\"", i, r, e.status, e.msg,
+                     refusals[i].status, refusals[i].msg);
     }
 }
 

@@ -316,6 +316,12 @@ static void test_v1_longer_than_107_bytes(void **state)
     /* A TCP4 line whose fields cannot fit any more: refused before 107 bytes arrive. */
     snprintf(line, sizeof line, "PROXY TCP6 ::%0*d", 80, 0);
     expect_line_refused(line, 1, 0, NULL);
+    /* Two of the longest IPv6 texts (45 bytes) leave no room for the ports and CRLF. */
+    snprintf(line, sizeof line, "PROXY TCP6 %s %s 1 1\r\n",
+             "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+             "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+    assert_int_equal(strlen(line), 108);
+    expect_line_refused(line, 1, 102, "PROXY v1: line longer than 107 bytes");
     snprintf(line, sizeof line, "PROXY TCP4 1.2.3.4 5.6.7.8 1 %0*d", 80, 0);
     expect_line_refused(line, 1, 0, "PROXY v1: bad destination port");
 }
@@ -348,6 +354,9 @@ static void test_v1_bad_addresses(void **state)
     expect_line_refused("PROXY TCP6 1:2:3:4::5:6:7:8 ::1 1 2\r\n", 1, 0, src);
     expect_line_refused("PROXY TCP6 1:2:3:4:5:6:7 ::1 1 2\r\n", 1, 25, src);
     expect_line_refused("PROXY TCP6 ::g ::1 1 2\r\n", 1, 14, src);
+    expect_line_refused("PROXY TCP6 1:2:3:4:5:6:7::8 ::1 1 2\r\n", 1, 27, src);
+    expect_line_refused("PROXY TCP6 1::2:3:4:5:6:1.2.3.4 ::1 1 2\r\n", 1, 26, src);
+    expect_line_refused("PROXY TCP6 1:2:3:4:5:1.2.3.4 ::1 1 2\r\n", 1, 23, src);
     expect_line_refused("PROXY TCP6 1.2.3.4 ::1 1 2\r\n", 1, 0, src);
     /* "::ffff:01" could still become "::ffff:0123": the '.' is the wrong byte. */
     expect_line_refused("PROXY TCP6 ::ffff:01.2.3.4 ::1 1 2\r\n", 1, 21, src);
@@ -396,6 +405,7 @@ static void test_v1_bad_syntax(void **state)
     expect_line_refused("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX", 1, 32,
                         "PROXY v1: CR not followed by LF");
     expect_line_refused("PROXY UNKNOWN\n", 1, 14, "PROXY v1: line ends with LF without CR");
+    expect_line_refused("PROXY UNKNOWN x\n", 1, 16, "PROXY v1: line ends with LF without CR");
     expect_line_refused("PROXY UNKNOWN x\ry\r\n", 1, 17, "PROXY v1: CR not followed by LF");
     /* A NUL inside a field is not the end of it. */
     static const char nul[] = "PROXY TCP4 1.2.3.4\0 5.6.7.8 1 2\r\n";

@@ -2,11 +2,14 @@
  * and a client layer in xport stacks talking to each other, raw frames written by hand for
  * the edge cases, and the static files of http_dir in a temporary directory.
  */
+/* cmocka.h needs the four headers before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +57,7 @@ static void assert_bytes(xbuf_t *b, const void *want, size_t n)
 }
 
 /* One frame; masked with a fixed key when mask is true. */
-static size_t frame(uint8_t *out, int fin, int opcode, bool mask, const void *payload,
-                    size_t n)
+static size_t frame(uint8_t *out, int fin, int opcode, bool mask, const void *payload, size_t n)
 {
     static const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
     size_t k = 0;
@@ -286,7 +288,9 @@ static void test_fragmented_message(void **state)
     reset_opts();
     server_t s;
     server_upgraded(&s);
-    const char pub[] = "\x30\x0a\x00\x03" "a/b" "hello";
+    const char pub[] = "\x30\x0a\x00\x03"
+                       "a/b"
+                       "hello";
     uint8_t f[64];
     size_t k = frame(f, 0, OP_BIN, true, pub, 4);
     assert_int_equal(server_feed(&s, f, k), 0);
@@ -379,11 +383,17 @@ static void test_close_from_client_echoed(void **state)
     server_t s;
     server_upgraded(&s);
     uint8_t f[64];
-    size_t k = frame(f, 1, OP_CLOSE, true, "\x03\xe8" "bye", 5);
+    size_t k = frame(f, 1, OP_CLOSE, true,
+                     "\x03\xe8"
+                     "bye",
+                     5);
     k += frame(f + k, 1, OP_BIN, true, "late", 4); /* after the close: not read */
     assert_int_equal(server_feed(&s, f, k), 0);
     assert_true(xport_finished(&s.x));
-    assert_bytes(&s.x.wire, "\x88\x05\x03\xe8" "bye", 7);
+    assert_bytes(&s.x.wire,
+                 "\x88\x05\x03\xe8"
+                 "bye",
+                 7);
     assert_int_equal(xbuf_size(&s.app), 0);
     /* Nothing is sent after our close frame. */
     xbuf_t down = {0};
@@ -468,6 +478,22 @@ static void test_bad_frames_1002(void **state)
     }
 }
 
+/* A control frame longer than 125 bytes (RFC 6455 5.5): wslay's frame decoder refuses it
+ * and closes without a status code. */
+static void test_long_control_frame_refused(void **state)
+{
+    (void)state;
+    reset_opts();
+    server_t s;
+    server_upgraded(&s);
+    uint8_t f[256], payload[126] = {0};
+    size_t k = frame(f, 1, OP_PING, true, payload, sizeof(payload));
+    assert_int_equal(server_feed(&s, f, k), -1);
+    assert_bytes(&s.x.wire, "\x88\x00", 2);
+    assert_non_null(strstr(s.x.error, "malformed frame header"));
+    server_stop(&s);
+}
+
 static void test_shutdown_sends_close_code(void **state)
 {
     (void)state;
@@ -478,6 +504,11 @@ static void test_shutdown_sends_close_code(void **state)
     assert_bytes(&s.x.wire, "\x88\x02\x03\xf3", 4);
     xport_shutdown(&s.x, 1000); /* only one close frame */
     assert_int_equal(xport_pending(&s.x), 0);
+    server_stop(&s);
+    /* A code that must not be sent becomes 1011. */
+    server_upgraded(&s);
+    xport_shutdown(&s.x, 1006);
+    assert_bytes(&s.x.wire, "\x88\x02\x03\xf3", 4);
     server_stop(&s);
     /* Before the upgrade: nothing to say. */
     server_start(&s, NULL);
@@ -539,8 +570,9 @@ static void test_subprotocol_choice(void **state)
 {
     (void)state;
     reset_opts();
-    expect_answer(upgrade_with("Sec-WebSocket-Protocol", "Sec-WebSocket-Protocol: x, mqttv3.1, mqtt\r\n"),
-                  "HTTP/1.1 101 Switching Protocols\r\n", "\r\nSec-WebSocket-Protocol: mqttv3.1\r\n");
+    expect_answer(
+        upgrade_with("Sec-WebSocket-Protocol", "Sec-WebSocket-Protocol: x, mqttv3.1, mqtt\r\n"),
+        "HTTP/1.1 101 Switching Protocols\r\n", "\r\nSec-WebSocket-Protocol: mqttv3.1\r\n");
     /* None offered: accepted, none answered. */
     bool fin;
     char *a = answer(upgrade_with("Sec-WebSocket-Protocol", ""), &fin);
@@ -576,8 +608,7 @@ static void test_forwarded_for(void **state)
     static const char *const trusted[] = {"10.0.0.1"};
     opts.trusted_proxies = trusted;
     opts.ntrusted = 1;
-    const char *req =
-        upgrade_with("Host", "Host: a\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.9\r\n");
+    const char *req = upgrade_with("Host", "Host: a\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.9\r\n");
     server_t s;
     server_start(&s, "10.0.0.1");
     assert_int_equal(server_feed(&s, req, strlen(req)), 0);
@@ -645,9 +676,8 @@ static void test_client_refuses_bad_answers(void **state)
         xport_init(&c);
         xport_push(&c, ws_layer_new_client("h", 1, "/"));
         assert_int_equal(xport_input(&c, NULL, 0, &app), 0);
-        assert_int_equal(xport_input(&c, (const uint8_t *)cases[i].resp,
-                                     strlen(cases[i].resp), &app),
-                         -1);
+        assert_int_equal(
+            xport_input(&c, (const uint8_t *)cases[i].resp, strlen(cases[i].resp), &app), -1);
         if (!strstr(c.error, cases[i].err))
             fail_msg("case %zu: error \"%s\" lacks \"%s\"", i, c.error, cases[i].err);
         xport_cleanup(&c);
@@ -881,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_text_frame_1003),
         cmocka_unit_test(test_oversize_message_1009),
         cmocka_unit_test(test_bad_frames_1002),
+        cmocka_unit_test(test_long_control_frame_refused),
         cmocka_unit_test(test_shutdown_sends_close_code),
         cmocka_unit_test(test_upgrade_refusals),
         cmocka_unit_test(test_subprotocol_choice),
@@ -891,8 +922,7 @@ int main(void)
         cmocka_unit_test(test_client_refuses_masked_frame),
         cmocka_unit_test_setup_teardown(test_static_content_types, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_static_head_and_errors, files_setup, files_teardown),
-        cmocka_unit_test_setup_teardown(test_static_traversal_refused, files_setup,
-                                        files_teardown),
+        cmocka_unit_test_setup_teardown(test_static_traversal_refused, files_setup, files_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,6 +222,52 @@ static void test_flush_to_socket(void **state)
     close(sv[1]);
 }
 
+/* A layer that speaks first (a client): it gets an empty input once the layer below is
+ * ready, even when no bytes came up through it. */
+typedef struct {
+    xlayer_t l;
+    int kicked;
+} first_t;
+static int first_in(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbuf_t *down)
+{
+    (void)p;
+    (void)up;
+    first_t *f = (first_t *)l;
+    if (n == 0 && !f->kicked++)
+        xbuf_append(down, "HI", 2);
+    return 0;
+}
+static bool first_ready(const xlayer_t *l)
+{
+    return ((const first_t *)l)->kicked > 0;
+}
+static const xlayer_ops_t first_ops = {"first", first_in, frame_out, first_ready, frame_shutdown,
+                                       destroy};
+
+static void test_upper_layer_speaks_first(void **state)
+{
+    (void)state;
+    xport_t x;
+    xport_init(&x);
+    xport_push(&x, new_frame());
+    first_t *f = calloc(1, sizeof(*f));
+    f->l.ops = &first_ops;
+    xport_push(&x, &f->l);
+    xbuf_t app = {0};
+    /* The frame layer is not ready: the upper one must wait. */
+    assert_int_equal(xport_input(&x, NULL, 0, &app), 0);
+    assert_int_equal(f->kicked, 0);
+    /* The hello makes the frame layer ready (it answers 'A'); in the same call the upper
+     * layer gets its turn and its "HI" goes down framed. */
+    assert_int_equal(xport_input(&x, (const uint8_t *)"H", 1, &app), 0);
+    assert_int_equal(f->kicked, 1);
+    uint8_t want[] = {'A', 2, 'H', 'I'};
+    assert_int_equal(xport_pending(&x), sizeof(want));
+    assert_memory_equal(xbuf_data(&x.wire), want, sizeof(want));
+    xbuf_free(&app);
+    xport_cleanup(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_input_split_anywhere),
         cmocka_unit_test(test_error_and_shutdown),
         cmocka_unit_test(test_flush_to_socket),
+        cmocka_unit_test(test_upper_layer_speaks_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
