@@ -230,10 +230,18 @@ bool auth_check_password(const auth_t *a, const char *user, size_t user_len,
         return false;
     auth_user_t *u = NULL;
     HASH_FIND(hh, a->users, user, user_len, u);
-    if (!u)
-        return false;
     uint8_t got[AUTH_HASH_LEN];
     static const uint8_t empty[1];
+    if (!u) {
+        /* Hash anyway, with the file's first user's parameters, so that the time taken
+         * does not tell whether a user name exists. */
+        const auth_user_t *any = a->users;
+        if (any)
+            compute_hash(any->kind, any->iterations, any->salt, any->salt_len,
+                         password ? password : empty, password_len, got);
+        OPENSSL_cleanse(got, sizeof(got));
+        return false;
+    }
     if (compute_hash(u->kind, u->iterations, u->salt, u->salt_len, password ? password : empty,
                      password_len, got) < 0)
         return false;
