@@ -11,7 +11,7 @@ from conftest import MIDGE_BIN, free_port
 from mqttraw import V5, V311, expect_connect_refused
 from test_tls import certs, client_context, tls_socket  # noqa: F401 (certs is a fixture)
 
-pytestmark = pytest.mark.midge_only
+pytestmark = [pytest.mark.midge_only, pytest.mark.threaded]  # TLS layers on I/O threads
 
 OK_CODES = (0x00, 0x10)
 NOT_AUTHORIZED = 0x87

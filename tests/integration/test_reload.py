@@ -11,7 +11,8 @@ import pytest
 from conftest import MIDGE_BIN
 from mqttraw import V5, V311, Client, connect, connected, expect_connect_refused
 
-pytestmark = pytest.mark.midge_only  # Mosquitto reloads on SIGHUP too, but logs differently
+pytestmark = [pytest.mark.midge_only,  # Mosquitto reloads on SIGHUP too, but logs differently
+              pytest.mark.threaded]  # the reload swaps pointers under running I/O threads
 
 
 def passwd(path, user, password, create=False):
