@@ -198,6 +198,19 @@ static int frames_input(ws_layer_t *w, const uint8_t *p, size_t n, xbuf_t *up, x
     return 0;
 }
 
+/* Append n bytes of an HTTP head and say whether parsing it again can tell anything new.
+ * The parser reads the head from its start, so parsing after every byte of a head that
+ * arrives a byte at a time would cost its length squared. It is run while the head is
+ * short (so garbage in place of a request line is refused at once), when a line has been
+ * completed, and when the head has grown past its limit. 0: wait; 1: parse; -1: no memory. */
+static int head_append(ws_layer_t *w, const uint8_t *p, size_t n)
+{
+    size_t before = xbuf_size(&w->head);
+    if (xbuf_append(&w->head, p, n) < 0)
+        return -1;
+    return before < 64 || memchr(p, '\n', n) || xbuf_size(&w->head) > HTTP_MAX_HEAD;
+}
+
 /* ---- server: the request head ------------------------------------------------------- */
 
 static void refuse(ws_layer_t *w, xbuf_t *down, int status, const char *extra, const char *why,
@@ -369,8 +382,11 @@ static int server_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
         return frames_input(w, p, n, up, down);
     if (n == 0)
         return 0;
-    if (xbuf_append(&w->head, p, n) < 0)
+    int more = head_append(w, p, n);
+    if (more < 0)
         return set_error(w, "WebSocket: %s", "out of memory");
+    if (!more)
+        return 0;
     http_head_t h;
     http_error_t e;
     long hl = http_parse_request(xbuf_data(&w->head), xbuf_size(&w->head), &h, &e);
@@ -446,8 +462,11 @@ static int client_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
         return frames_input(w, p, n, up, down);
     if (n == 0)
         return 0;
-    if (xbuf_append(&w->head, p, n) < 0)
+    int more = head_append(w, p, n);
+    if (more < 0)
         return set_error(w, "WebSocket: %s", "out of memory");
+    if (!more)
+        return 0;
     http_head_t h;
     http_error_t e;
     long hl = http_parse_response(xbuf_data(&w->head), xbuf_size(&w->head), &h, &e);
