@@ -53,6 +53,33 @@ static int load_auth(const config_listener_t *c, auth_t **out)
     return 0;
 }
 
+/* The first listener before i that has the same password and ACL files: listeners share
+ * one snapshot of them (with per_listener_settings false, that is every listener), loaded
+ * and freed by that first one. -1 when i is the first. */
+static int auth_owner(const broker_t *b, int i)
+{
+    const config_listener_t *c = b->listener[i].cfg;
+    for (int j = 0; j < i; j++) {
+        const config_listener_t *o = b->listener[j].cfg;
+        if (strcmp(o->password_file, c->password_file) == 0 &&
+            strcmp(o->acl_file, c->acl_file) == 0)
+            return j;
+    }
+    return -1;
+}
+
+/* The auth snapshot for listener i: its owner's (already loaded in this pass), or a new
+ * one. -1 when loading failed. */
+static int take_auth(broker_t *b, int i, auth_t **out)
+{
+    int owner = auth_owner(b, i);
+    if (owner >= 0) {
+        *out = atomic_load(&b->listener[owner].auth);
+        return 0;
+    }
+    return load_auth(b->listener[i].cfg, out);
+}
+
 static void setup_ws(listener_t *l)
 {
     const config_listener_t *c = l->cfg;
@@ -185,7 +212,7 @@ int listeners_open(broker_t *b)
             atomic_store(&l->tls, t);
         }
         auth_t *a;
-        if (load_auth(c, &a) < 0)
+        if (take_auth(b, i, &a) < 0)
             return -1;
         atomic_store(&l->auth, a);
         if (c->websockets)
@@ -202,13 +229,15 @@ void listeners_close(broker_t *b)
     for (int i = 0; i < b->nlisten; i++)
         close(b->listen_socks[i].fd);
     b->nlisten = 0;
-    for (int i = 0; i < b->cfg.listener_count; i++) {
+    /* Last first: a listener that shares another's auth snapshot lets go of it before
+     * its owner frees it. */
+    for (int i = b->cfg.listener_count - 1; i >= 0; i--) {
         listener_t *l = &b->listener[i];
         tls_ctx_t *t = atomic_exchange(&l->tls, NULL);
         if (t)
             tls_ctx_unref(t);
         auth_t *a = atomic_exchange(&l->auth, NULL);
-        if (a)
+        if (a && auth_owner(b, i) < 0)
             auth_free(a);
         if (l->cfg && l->cfg->unix_path[0])
             unlink(l->cfg->unix_path);
@@ -268,11 +297,15 @@ void listeners_reload(broker_t *b)
             if (t)
                 old_tls[i] = atomic_exchange(&l->tls, t);
         }
+        bool changed = old_tls[i] != NULL;
         auth_t *a;
-        if (load_auth(c, &a) == 0 && a)
-            old_auth[i] = atomic_exchange(&l->auth, a);
-        if (old_tls[i] || old_auth[i])
-            reloaded++;
+        if (take_auth(b, i, &a) == 0 && a) {
+            auth_t *old = atomic_exchange(&l->auth, a);
+            changed |= old != a;
+            if (auth_owner(b, i) < 0)
+                old_auth[i] = old; /* freed once, by its owner */
+        }
+        reloaded += changed;
     }
     if (b->started)
         wait_grace(b);

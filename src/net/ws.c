@@ -198,17 +198,28 @@ static int frames_input(ws_layer_t *w, const uint8_t *p, size_t n, xbuf_t *up, x
     return 0;
 }
 
-/* Append n bytes of an HTTP head and say whether parsing it again can tell anything new.
- * The parser reads the head from its start, so parsing after every byte of a head that
- * arrives a byte at a time would cost its length squared. It is run while the head is
- * short (so garbage in place of a request line is refused at once), when a line has been
- * completed, and when the head has grown past its limit. 0: wait; 1: parse; -1: no memory. */
-static int head_append(ws_layer_t *w, const uint8_t *p, size_t n)
+typedef long (*head_parser_t)(const uint8_t *p, size_t n, http_head_t *h, http_error_t *e);
+
+#define HEAD_WAIT 0
+#define HEAD_OOM (-2)
+
+/* Gather the HTTP head (request or response, by parse). Returns its length once it is
+ * complete, -1 when parse refused it (e says why), HEAD_WAIT while more is needed,
+ * HEAD_OOM. The parser reads the head from its start, so parsing after every byte of a
+ * head that arrives a byte at a time would cost its length squared: it runs while the head
+ * is short (garbage in place of a request line is refused at once), when a line has been
+ * completed, and when the head has grown past its limit. */
+static long head_input(ws_layer_t *w, const uint8_t *p, size_t n, head_parser_t parse,
+                       http_head_t *h, http_error_t *e)
 {
+    if (n == 0)
+        return HEAD_WAIT;
     size_t before = xbuf_size(&w->head);
     if (xbuf_append(&w->head, p, n) < 0)
-        return -1;
-    return before < 64 || memchr(p, '\n', n) || xbuf_size(&w->head) > HTTP_MAX_HEAD;
+        return HEAD_OOM;
+    if (before >= 64 && !memchr(p, '\n', n) && xbuf_size(&w->head) <= HTTP_MAX_HEAD)
+        return HEAD_WAIT;
+    return parse(xbuf_data(&w->head), xbuf_size(&w->head), h, e);
 }
 
 /* ---- server: the request head ------------------------------------------------------- */
@@ -380,18 +391,13 @@ static int server_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
         return 0;    /* the answer is on its way; the rest is not read */
     if (w->upgraded) /* after our close frame too: the peer's answer completes the close */
         return frames_input(w, p, n, up, down);
-    if (n == 0)
-        return 0;
-    int more = head_append(w, p, n);
-    if (more < 0)
-        return set_error(w, "WebSocket: %s", "out of memory");
-    if (!more)
-        return 0;
     http_head_t h;
     http_error_t e;
-    long hl = http_parse_request(xbuf_data(&w->head), xbuf_size(&w->head), &h, &e);
-    if (hl == 0)
+    long hl = head_input(w, p, n, http_parse_request, &h, &e);
+    if (hl == HEAD_WAIT)
         return 0;
+    if (hl == HEAD_OOM)
+        return set_error(w, "WebSocket: %s", "out of memory");
     if (hl < 0)
         refuse(w, down, e.status, NULL, e.msg, false);
     else
@@ -460,18 +466,13 @@ static int client_input(xlayer_t *l, const uint8_t *p, size_t n, xbuf_t *up, xbu
         return 0;
     if (w->upgraded)
         return frames_input(w, p, n, up, down);
-    if (n == 0)
-        return 0;
-    int more = head_append(w, p, n);
-    if (more < 0)
-        return set_error(w, "WebSocket: %s", "out of memory");
-    if (!more)
-        return 0;
     http_head_t h;
     http_error_t e;
-    long hl = http_parse_response(xbuf_data(&w->head), xbuf_size(&w->head), &h, &e);
-    if (hl == 0)
+    long hl = head_input(w, p, n, http_parse_response, &h, &e);
+    if (hl == HEAD_WAIT)
         return 0;
+    if (hl == HEAD_OOM)
+        return set_error(w, "WebSocket: %s", "out of memory");
     int rc =
         hl < 0 ? set_error(w, "WebSocket upgrade: bad response: %s", e.msg) : check_response(w, &h);
     if (rc == 0) {

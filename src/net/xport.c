@@ -2,7 +2,6 @@
 #include "xport.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,8 +32,6 @@ static int send_down(xport_t *x, int from, const uint8_t *p, size_t n)
             return fail(x, x->layer[i]);
         p = xbuf_data(t);
         n = xbuf_size(t);
-        if (i == 0)
-            break;
     }
     if (xbuf_append(&x->wire, p, n) < 0) {
         snprintf(x->error, sizeof(x->error), "out of memory");
@@ -147,24 +144,20 @@ void xport_shutdown(xport_t *x, int code)
     }
 }
 
-static const char *first_field(const xport_t *x, size_t off)
-{
-    for (int i = 0; i < x->n; i++) {
-        const char *const *f = (const char *const *)((const char *)x->layer[i] + off);
-        if (*f)
-            return *f;
-    }
-    return NULL;
-}
-
 const char *xport_identity(const xport_t *x)
 {
-    return first_field(x, offsetof(xlayer_t, identity));
+    for (int i = 0; i < x->n; i++)
+        if (x->layer[i]->identity)
+            return x->layer[i]->identity;
+    return NULL;
 }
 
 const char *xport_subject(const xport_t *x)
 {
-    return first_field(x, offsetof(xlayer_t, subject));
+    for (int i = 0; i < x->n; i++)
+        if (x->layer[i]->subject)
+            return x->layer[i]->subject;
+    return NULL;
 }
 
 const char *xport_forwarded_peer(const xport_t *x)

@@ -135,3 +135,26 @@ def test_test_config_loads_certificates(tmp_path):
     assert r.returncode == 1
     assert str(crt) in r.stderr, r.stderr
     assert r.stdout == ""
+
+
+def test_listeners_sharing_files_reload_together(broker_factory, tmp_path):
+    """Two listeners with the same password file share one loaded copy: after SIGHUP both
+    know the new user; the fixture stops the broker, which frees it once (ASan would see a
+    double free)."""
+    from conftest import free_port
+
+    class At:
+        host = "127.0.0.1"
+
+        def __init__(self, port):
+            self.port = port
+
+    pw = tmp_path / "passwd"
+    passwd(pw, "alice", "a-pw", create=True)
+    second = free_port()
+    b = broker_factory(config=f"listener {second} 127.0.0.1\npassword_file {pw}\n"
+                              "allow_anonymous false")
+    passwd(pw, "bob", "b-pw")
+    hup(b)
+    for where in (b, At(second)):
+        connected(where, f"bob-{where.port}", V5, username="bob", password=b"b-pw")
