@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "mqtt/mqtt.h"
+#include "persist.h"
 
 struct route_target {
     session_t *s; /* a reference, taken while the tree was locked */
@@ -126,6 +127,8 @@ static size_t merge_targets(struct route_target *v, size_t n)
 size_t broker_route(worker_t *from, message_t *msg, session_t *publisher)
 {
     broker_t *b = from->b;
+    if (msg->retain && b->store)
+        persist_retain(b, msg);
     if (msg->retain && retain_set(b->retain, msg) < 0)
         log_msg(LOG_ERR, "out of memory storing a retained message");
     match_ctx_t ctx = {.w = from, .origin = publisher};
@@ -138,15 +141,21 @@ size_t broker_route(worker_t *from, message_t *msg, session_t *publisher)
         struct route_target *t = &from->scratch_v[i];
         uint8_t qos = msg->qos < t->o.qos ? msg->qos : t->o.qos;
         bool retain = t->o.retain_as_published ? msg->retain : false;
+        /* Durable persistence: a delivery to a stored session is queued for the store here,
+         * before the publisher's acknowledgement, whichever thread owns the session. */
+        uint64_t dlv_id = b->store ? persist_route_target(b, msg, t->s, qos, retain, t->sub_ids,
+                                                          t->nsub)
+                                   : 0;
         int owner = atomic_load(&t->s->owner);
         if (owner == from->index) {
-            worker_deliver(from, t->s, msg, qos, retain, t->sub_ids, t->nsub);
+            worker_deliver_stored(from, t->s, msg, qos, retain, t->sub_ids, t->nsub, dlv_id);
             session_unref(t->s);
         } else {
             inbox_item_t it = {.kind = INBOX_DELIVER,
                                .qos = qos,
                                .retain = retain,
                                .nsub = t->nsub,
+                               .dlv_id = dlv_id,
                                .s = t->s,
                                .msg = message_ref(msg)};
             memcpy(it.sub_ids, t->sub_ids, sizeof(it.sub_ids));
@@ -183,6 +192,9 @@ int broker_init(broker_t *b, const config_t *cfg)
     for (int i = 0; i < n; i++)
         if (worker_init(&b->workers[i], b, i) < 0)
             return -1;
+    /* Restored before any listener opens: the first client finds its session. */
+    if (cfg->persistence && persist_open(b) < 0)
+        return -1;
     /* `listener PORT` without an address listens on every interface, IPv4 and IPv6, as in
      * Mosquitto; the default listener and -p carry 127.0.0.1 (config.c). */
     if (listeners_open(b) < 0)
@@ -199,6 +211,8 @@ int broker_init(broker_t *b, const config_t *cfg)
 
 int broker_start(broker_t *b)
 {
+    if (b->store && persist_start(b) < 0)
+        return -1;
     for (int i = 0; i < b->nworkers; i++) {
         if (worker_start(&b->workers[i]) != 0) {
             log_msg(LOG_ERR, "Error: cannot start thread %d", i);
@@ -240,6 +254,10 @@ void broker_cleanup(broker_t *b)
                 conn_close(w->conns, NULL);
             }
         }
+        /* The sessions' last changes are committed; acknowledgements still coming back
+         * land in the inboxes, released with them below. */
+        if (b->store)
+            persist_close(b);
         for (int i = 0; i < b->nworkers; i++)
             worker_cleanup(&b->workers[i]);
     }

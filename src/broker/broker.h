@@ -38,6 +38,7 @@ typedef struct broker {
     atomic_uint clients_maximum;
     atomic_uint_fast64_t assigned_ids;
     int64_t start_ms;
+    struct store *store; /* persistence true: the SQLite store (persist.c); else NULL */
 } broker_t;
 
 int broker_init(broker_t *b, const config_t *cfg);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mqtt/codec.h"
 #include "net/proxy.h"
+#include "persist.h"
 #include "worker.h"
 
 /* Payloads up to this size are copied next to their header: one iovec instead of two
@@ -153,6 +154,132 @@ static void send_connack(conn_t *c, bool present, uint8_t code, const mqtt_props
     uint8_t *p = reserve(c, need);
     if (p)
         commit(c, mqtt_connack_encode(p, need, c->version, present, code, pr));
+}
+
+static void send_bytes(conn_t *c, const uint8_t *bytes, size_t n)
+{
+    uint8_t *p = reserve(c, n);
+    if (p) {
+        memcpy(p, bytes, n);
+        commit(c, n);
+    }
+}
+
+/* ---- acknowledgements after the store's commit (durable persistence) ------------- */
+
+struct stored_ack {
+    conn_t *c; /* a reference */
+    bool failed;
+    uint8_t type; /* MQTT_PUBACK, _PUBREC, _PUBREL, _PUBCOMP, _SUBACK, _UNSUBACK */
+    uint8_t rc;
+    uint16_t pid;
+    uint8_t *pkt; /* SUBACK, UNSUBACK: the encoded packet */
+    size_t pkt_len;
+    /* SUBACK: the SUBSCRIBE's entries, for the retained messages that follow it */
+    uint8_t *entries;
+    uint32_t entries_len, count, sub_id;
+    bool *fresh;
+};
+
+static void send_new_retained(conn_t *c, mqtt_bin_t entries, const bool *fresh, uint32_t count,
+                              uint32_t sub_id);
+
+int stored_ack_worker(const stored_ack_t *a)
+{
+    return a->c->w->index;
+}
+
+void stored_ack_fail(stored_ack_t *a)
+{
+    a->failed = true;
+}
+
+void stored_ack_free(stored_ack_t *a)
+{
+    conn_unref(a->c);
+    free(a->pkt);
+    free(a->entries);
+    free(a->fresh);
+    free(a);
+}
+
+/* Must this acknowledgement wait for the commit? In durable mode when this packet queued
+ * changes for the store, and whenever an earlier one still waits: acknowledgements leave
+ * in the order their packets came (MQTT-4.6.0-2..4). */
+static bool ack_must_wait(const conn_t *c)
+{
+    broker_t *b = c->w->b;
+    return b->store && persist_durable(b) && (persist_touched() || c->acks_waiting);
+}
+
+static stored_ack_t *stored_ack_new(conn_t *c, uint8_t type, uint16_t pid, uint8_t rc)
+{
+    stored_ack_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->c = conn_ref(c);
+    a->type = type;
+    a->pid = pid;
+    a->rc = rc;
+    return a;
+}
+
+/* Hand a to the store; false (a freed) when it cannot wait: the caller sends now. */
+static bool stored_ack_queue(conn_t *c, stored_ack_t *a)
+{
+    if (persist_ack(c->w->b, a) < 0) {
+        stored_ack_free(a);
+        return false;
+    }
+    c->acks_waiting++;
+    return true;
+}
+
+/* PUBACK, PUBREC, PUBREL or PUBCOMP: now, or once the store has committed. */
+static void send_ack_ordered(conn_t *c, uint8_t type, uint16_t pid, uint8_t rc)
+{
+    if (ack_must_wait(c)) {
+        stored_ack_t *a = stored_ack_new(c, type, pid, rc);
+        if (a && stored_ack_queue(c, a))
+            return;
+    }
+    send_ack(c, type, pid, rc);
+}
+
+/* The commit failed (disk full, I/O error): what could not be stored is refused. 5.0 says
+ * so with 0x97 Quota exceeded; 3.x has no way to, so the PUBLISH is not acknowledged (the
+ * client sends it again after reconnecting). */
+static void refuse_unstored(conn_t *c, const stored_ack_t *a)
+{
+    atomic_fetch_add_explicit(&c->w->stats.msgs_dropped, 1, memory_order_relaxed);
+    if (a->type == MQTT_PUBREC && c->s)
+        session_rx_qos2_remove(c->s, a->pid); /* not taken: a resend is a new message */
+    log_msg(LOG_NOTICE, "Client %s: PUBLISH (id %u) could not be stored: %s", cid(c), a->pid,
+            c->version == MQTT_V5 ? "refused with 0x97" : "not acknowledged");
+    if (c->version == MQTT_V5)
+        send_ack(c, a->type, a->pid, MQTT_RC_QUOTA_EXCEEDED);
+}
+
+void conn_stored_ack_complete(stored_ack_t *a)
+{
+    conn_t *c = a->c;
+    c->acks_waiting--;
+    if (c->state != CONN_ACTIVE) {
+        stored_ack_free(a); /* gone meanwhile: a new connection resends what it needs */
+        return;
+    }
+    if (a->failed && a->rc < 0x80 && (a->type == MQTT_PUBACK || a->type == MQTT_PUBREC)) {
+        refuse_unstored(c, a);
+    } else if (a->pkt) {
+        send_bytes(c, a->pkt, a->pkt_len);
+        if (a->entries && c->state == CONN_ACTIVE) {
+            mqtt_bin_t entries = {a->entries, a->entries_len};
+            send_new_retained(c, entries, a->fresh, a->count, a->sub_id);
+        }
+    } else {
+        send_ack(c, a->type, a->pid, a->rc);
+    }
+    stored_ack_free(a);
 }
 
 /* Above this much encoded output waiting in the transport stack, MQTT output stays in the
@@ -731,6 +858,8 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
     free(s->username);
     s->username = c->username ? strdup(c->username) : NULL;
     s->listener = c->listener;
+    if (b->store)
+        persist_session(b, s, !present);
     if (c->version == MQTT_V5 && b->cfg.max_topic_alias) {
         c->alias_in_max = b->cfg.max_topic_alias;
         c->alias_in = calloc((size_t)c->alias_in_max + 1, sizeof(*c->alias_in));
@@ -801,6 +930,8 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
             if (s->inflight_tail == d)
                 s->inflight_tail = prev;
             s->inflight_count--;
+            if (b->store)
+                persist_delivery_drop(b, d->store_id, d->msg);
             delivery_free(d);
         } else {
             prev = d;
@@ -863,7 +994,7 @@ static void handle_publish(conn_t *c, uint8_t flags, const uint8_t *p, size_t n)
     }
     if (pub.qos == 2 && session_rx_qos2_has(c->s, pub.packet_id)) {
         /* MQTT-4.3.3-10: a resent QoS 2 PUBLISH before PUBREL is not delivered again. */
-        send_ack(c, MQTT_PUBREC, pub.packet_id, 0);
+        send_ack_ordered(c, MQTT_PUBREC, pub.packet_id, 0);
         return;
     }
     if (pub.qos == 2 && b->cfg.receive_maximum && c->version == MQTT_V5 &&
@@ -914,15 +1045,20 @@ static void handle_publish(conn_t *c, uint8_t flags, const uint8_t *p, size_t n)
         if (n_to == 0 && c->version == MQTT_V5)
             rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS; /* a success code: the message was taken */
     }
-    /* The acknowledgement follows routing; a durable store would complete this later. */
+    /* The acknowledgement follows routing; in durable mode it waits for the commit of the
+     * message and its deliveries to stored sessions (persist.c). */
     if (pub.qos == 1) {
-        send_ack(c, MQTT_PUBACK, pub.packet_id, c->version == MQTT_V5 ? rc : 0);
+        send_ack_ordered(c, MQTT_PUBACK, pub.packet_id, c->version == MQTT_V5 ? rc : 0);
     } else if (pub.qos == 2) {
-        if (rc < 0x80 && session_rx_qos2_add(c->s, pub.packet_id) < 0) {
-            conn_close(c, "out of memory");
-            return;
+        if (rc < 0x80) {
+            if (session_rx_qos2_add(c->s, pub.packet_id) < 0) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            if (b->store)
+                persist_rx_qos2(b, c->s, pub.packet_id, true);
         }
-        send_ack(c, MQTT_PUBREC, pub.packet_id, c->version == MQTT_V5 ? rc : 0);
+        send_ack_ordered(c, MQTT_PUBREC, pub.packet_id, c->version == MQTT_V5 ? rc : 0);
     }
 }
 
@@ -937,11 +1073,15 @@ static void handle_ack(conn_t *c, uint8_t type, const uint8_t *p, size_t n)
         return;
     }
     session_t *s = c->s;
+    broker_t *b = B(c);
     delivery_t *d;
+    bool had;
     switch (type) {
     case MQTT_PUBACK:
         d = session_inflight_take(s, a.packet_id, DLV_WAIT_PUBACK);
         if (d) {
+            if (b->store) /* not awaited: at worst the message is sent again */
+                persist_delivery_drop(b, d->store_id, d->msg);
             delivery_free(d);
             worker_pump(c->w, s);
         }
@@ -951,27 +1091,38 @@ static void handle_ack(conn_t *c, uint8_t type, const uint8_t *p, size_t n)
         if (d && d->state == DLV_WAIT_PUBREC) {
             if (a.reason >= 0x80) { /* the flow ends here (4.3.3) */
                 d = session_inflight_take(s, a.packet_id, DLV_WAIT_PUBREC);
+                if (b->store)
+                    persist_delivery_drop(b, d->store_id, d->msg);
                 delivery_free(d);
                 worker_pump(c->w, s);
                 break;
             }
             d->state = DLV_WAIT_PUBCOMP;
-            /* The message is no longer needed: only its packet id is. */
-            send_ack(c, MQTT_PUBREL, a.packet_id, 0);
+            /* The message is no longer needed: only its packet id is. Durable: the new
+             * state commits before PUBREL goes, so that after a crash the broker resends
+             * PUBREL, never the PUBLISH the receiver already has. */
+            if (b->store)
+                persist_delivery_state(b, d);
+            send_ack_ordered(c, MQTT_PUBREL, a.packet_id, 0);
         } else if (d && d->state == DLV_WAIT_PUBCOMP) {
-            send_ack(c, MQTT_PUBREL, a.packet_id, 0);
+            send_ack_ordered(c, MQTT_PUBREL, a.packet_id, 0);
         } else {
-            send_ack(c, MQTT_PUBREL, a.packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+            send_ack_ordered(c, MQTT_PUBREL, a.packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
         }
         break;
     case MQTT_PUBREL:
-        /* Checklist 17: an unknown id still gets PUBCOMP (5.0: 0x92). */
-        send_ack(c, MQTT_PUBCOMP, a.packet_id,
-                 session_rx_qos2_remove(s, a.packet_id) ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+        /* Checklist 17: an unknown id still gets PUBCOMP (5.0: 0x92). Durable: the id's
+         * removal commits first, or a reused id after a crash would pass for a resend. */
+        had = session_rx_qos2_remove(s, a.packet_id);
+        if (had && b->store)
+            persist_rx_qos2(b, s, a.packet_id, false);
+        send_ack_ordered(c, MQTT_PUBCOMP, a.packet_id, had ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
         break;
     case MQTT_PUBCOMP:
         d = session_inflight_take(s, a.packet_id, DLV_WAIT_PUBCOMP);
         if (d) {
+            if (b->store)
+                persist_delivery_drop(b, d->store_id, d->msg);
             delivery_free(d);
             worker_pump(c->w, s);
         }
@@ -1014,6 +1165,48 @@ static void send_retained(conn_t *c, const uint8_t *filter, size_t fn, const sub
         message_unref(m);
     }
     free(rb.v);
+}
+
+/* Retained messages follow the SUBACK (3.8.4), for the entries marked fresh. Shared
+ * subscriptions get none. */
+static void send_new_retained(conn_t *c, mqtt_bin_t entries, const bool *fresh, uint32_t count,
+                              uint32_t sub_id)
+{
+    mqtt_bin_t cur = entries;
+    mqtt_sub_entry_t e;
+    for (uint32_t k = 0; k < count && mqtt_subscribe_next(c->version, &cur, &e); k++) {
+        if (!fresh[k] || c->state != CONN_ACTIVE)
+            continue;
+        sub_opts_t o = {.qos = e.qos, .sub_id = sub_id};
+        send_retained(c, e.filter.p, e.filter.n, &o);
+    }
+}
+
+/* Keep the encoded SUBACK and what the retained messages need until the commit. false
+ * when out of memory: the caller sends at once. */
+static bool defer_suback(conn_t *c, const mqtt_subscribe_t *sub, const uint8_t *codes,
+                         const bool *fresh, uint32_t count, uint32_t sub_id, size_t need)
+{
+    stored_ack_t *a = stored_ack_new(c, MQTT_SUBACK, sub->packet_id, 0);
+    if (!a)
+        return false;
+    mqtt_props_t pr;
+    mqtt_props_init(&pr);
+    a->pkt = malloc(need);
+    a->entries = malloc(sub->entries.n ? sub->entries.n : 1);
+    a->fresh = malloc(count ? count * sizeof(bool) : 1);
+    if (!a->pkt || !a->entries || !a->fresh) {
+        stored_ack_free(a);
+        return false;
+    }
+    a->pkt_len = mqtt_suback_encode(a->pkt, need, c->version, MQTT_SUBACK, sub->packet_id, &pr,
+                                    codes, count);
+    memcpy(a->entries, sub->entries.p, sub->entries.n);
+    a->entries_len = sub->entries.n;
+    memcpy(a->fresh, fresh, count * sizeof(bool));
+    a->count = count;
+    a->sub_id = sub_id;
+    return stored_ack_queue(c, a);
 }
 
 static void handle_subscribe(conn_t *c, const uint8_t *p, size_t n)
@@ -1102,7 +1295,11 @@ static void handle_subscribe(conn_t *c, const uint8_t *p, size_t n)
             ns->key[e.filter.n] = 0;
             HASH_ADD_KEYPTR(hh, s->subs, ns->key, ns->key_len, ns);
             s->sub_count++;
+            if (b->store)
+                persist_sub_put(b, s, ns);
         }
+        if (old && b->store)
+            persist_sub_put(b, s, old);
         fresh[i] = !shared && (o.retain_handling == 0 || (o.retain_handling == 1 && !old));
         codes[i] = e.qos;
     }
@@ -1111,25 +1308,38 @@ static void handle_subscribe(conn_t *c, const uint8_t *p, size_t n)
         mqtt_props_init(&pr);
         size_t need = mqtt_suback_encode(NULL, 0, c->version, MQTT_SUBACK, sub.packet_id, &pr,
                                          codes, i);
+        /* Durable: the subscriptions commit before the SUBACK; the retained messages
+         * follow it then (conn_stored_ack_complete). */
+        if (ack_must_wait(c) && defer_suback(c, &sub, codes, fresh, i, sub_id, need))
+            goto done;
         uint8_t *out = reserve(c, need);
         if (!out)
             goto done;
         commit(c, mqtt_suback_encode(out, need, c->version, MQTT_SUBACK, sub.packet_id, &pr,
                                      codes, i));
     }
-    /* Retained messages follow the SUBACK (3.8.4). Shared subscriptions get none. */
-    cur = sub.entries;
-    for (uint32_t k = 0; k < i && mqtt_subscribe_next(c->version, &cur, &e); k++) {
-        if (!fresh[k] || c->state != CONN_ACTIVE)
-            continue;
-        sub_opts_t o = {.qos = e.qos, .sub_id = sub_id};
-        send_retained(c, e.filter.p, e.filter.n, &o);
-    }
+    send_new_retained(c, sub.entries, fresh, i, sub_id);
 done:
     if (codes != codes_stack) {
         free(codes);
         free(fresh);
     }
+}
+
+/* The UNSUBACK waits for the commit (see defer_suback). */
+static bool defer_unsuback(conn_t *c, uint16_t pid, const uint8_t *codes, uint32_t count,
+                           size_t need)
+{
+    stored_ack_t *a = stored_ack_new(c, MQTT_UNSUBACK, pid, 0);
+    if (!a)
+        return false;
+    if (!(a->pkt = malloc(need))) {
+        stored_ack_free(a);
+        return false;
+    }
+    a->pkt_len = mqtt_suback_encode(a->pkt, need, c->version, MQTT_UNSUBACK, pid, NULL, codes,
+                                    count);
+    return stored_ack_queue(c, a);
 }
 
 static void handle_unsubscribe(conn_t *c, const uint8_t *p, size_t n)
@@ -1158,6 +1368,8 @@ static void handle_unsubscribe(conn_t *c, const uint8_t *p, size_t n)
             continue;
         }
         session_sub_untree(s, old, b->tree);
+        if (b->store)
+            persist_sub_del(b, s, f.p, f.n);
         HASH_DEL(s->subs, old);
         free(old);
         s->sub_count--;
@@ -1165,7 +1377,9 @@ static void handle_unsubscribe(conn_t *c, const uint8_t *p, size_t n)
     }
     size_t need = mqtt_suback_encode(NULL, 0, c->version, MQTT_UNSUBACK, u.packet_id, NULL, codes,
                                      i);
-    uint8_t *out = reserve(c, need);
+    uint8_t *out = NULL;
+    if (!(ack_must_wait(c) && defer_unsuback(c, u.packet_id, codes, i, need)))
+        out = reserve(c, need);
     if (out)
         commit(c, mqtt_suback_encode(out, need, c->version, MQTT_UNSUBACK, u.packet_id, NULL,
                                      codes, i));
@@ -1211,6 +1425,8 @@ static void handle_packet(conn_t *c, const mqtt_frame_t *f, const uint8_t *p, si
         handle_connect(c, p, n);
         return;
     }
+    if (B(c)->store)
+        persist_touch_reset();
     mqtt_error_t err = {0};
     switch (f->type) {
     case MQTT_CONNECT:

@@ -86,6 +86,7 @@ typedef struct conn {
     char *username;  /* NUL-terminated, NULL when anonymous */
     char *client_id; /* NUL-terminated */
     size_t client_id_len;
+    uint32_t acks_waiting; /* acknowledgements waiting for a commit (persist.c) */
 } conn_t;
 
 /* A connection accepted on listener `listener` (its index in the broker's listeners). */
@@ -117,5 +118,14 @@ bool conn_send_delivery(conn_t *c, delivery_t *d, bool dup);
 
 /* The session handed over by another thread (or found locally) is ready for c. */
 void conn_attach_session(conn_t *c, session_t *s, bool existed);
+
+/* An acknowledgement waiting for the store's commit (durable persistence). The store
+ * thread marks it failed when the commit failed; the connection's worker then sends it
+ * (or, failed, the refusal) with conn_stored_ack_complete, which frees it. */
+typedef struct stored_ack stored_ack_t;
+int stored_ack_worker(const stored_ack_t *a);
+void stored_ack_fail(stored_ack_t *a);
+void conn_stored_ack_complete(stored_ack_t *a);
+void stored_ack_free(stored_ack_t *a);
 
 #endif

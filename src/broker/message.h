@@ -20,6 +20,9 @@ typedef struct message {
     bool has_expiry;      /* a message expiry interval was given */
     int64_t expire_at_ms; /* wall-clock ms since the epoch when it expires (has_expiry) */
     const void *origin;   /* the publishing session, for no-local; never dereferenced */
+    /* Its row in the persistence file, 0 while not stored: the one field set after
+     * message_new, once, by whichever thread stores it first (persist.c). */
+    atomic_uint_fast64_t store_id;
     uint16_t topic_len;
     uint32_t props_len;   /* encoded property entries forwarded as they came */
     uint32_t payload_len;

@@ -13,6 +13,7 @@ session_t *session_new(const char *client_id, size_t len, int owner)
     atomic_init(&s->refs, 1);
     atomic_init(&s->owner, owner);
     atomic_init(&s->online, false);
+    atomic_init(&s->stored, false);
     memcpy(s->client_id, client_id, len);
     s->client_id[len] = 0;
     s->client_id_len = len;

@@ -40,6 +40,7 @@ typedef struct delivery {
     uint8_t nsub;
     uint16_t pid;
     uint32_t sub_ids[DELIVERY_MAX_SUB_IDS];
+    uint64_t store_id; /* its row in the persistence file; 0 none (persist.c) */
 } delivery_t;
 
 typedef struct subscription {
@@ -55,6 +56,9 @@ typedef struct session {
     atomic_uint refs;
     atomic_int owner;   /* index of the worker that owns the session */
     atomic_bool online; /* has a connection (read by shared-subscription matching) */
+    /* In the persistence file (expiry > 0): deliveries to it are stored by the routing
+     * thread, before the publisher's acknowledgement (persist.c). Written by the owner. */
+    atomic_bool stored;
     UT_hash_handle hh;  /* the registry (broker.c), under its lock */
     int takeover_pending; /* under the registry lock */
     struct session *wnext, *wprev; /* the owner's list */

@@ -22,6 +22,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "persist.h"
 
 #define INBOX_BATCH 8192 /* items handled per turn before the sockets get their turn */
 #define TICK_MS 250
@@ -53,6 +54,8 @@ static void item_release(inbox_item_t *it)
     session_unref(it->s);
     message_unref(it->msg);
     conn_unref(it->conn);
+    if (it->ack)
+        stored_ack_free(it->ack);
 }
 
 int worker_init(worker_t *w, broker_t *b, int index)
@@ -293,14 +296,38 @@ static bool expired(const message_t *m)
 void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
                     const uint32_t *sub_ids, uint8_t nsub)
 {
-    if (s->ended || expired(msg))
+    worker_deliver_stored(w, s, msg, qos, retain, sub_ids, nsub, 0);
+}
+
+/* The message is not kept for s after all: its stored delivery (if any) goes too. */
+static void drop_stored(worker_t *w, uint64_t dlv_id, message_t *msg)
+{
+    if (dlv_id)
+        persist_delivery_drop(w->b, dlv_id, msg);
+}
+
+/* The delivery's state changed (now in flight): the store hears of it. */
+static void note_state(worker_t *w, const delivery_t *d)
+{
+    if (w->b->store)
+        persist_delivery_state(w->b, d);
+}
+
+void worker_deliver_stored(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
+                           const uint32_t *sub_ids, uint8_t nsub, uint64_t dlv_id)
+{
+    if (s->ended || expired(msg)) {
+        drop_stored(w, dlv_id, msg);
         return;
+    }
     const auth_t *a = atomic_load_explicit(&w->b->listener[s->listener].auth,
                                            memory_order_acquire);
     if (a && auth_has_acl(a) &&
         !auth_acl_check(a, s->username, s->client_id, (const char *)msg->topic,
-                        msg->topic_len, AUTH_READ))
+                        msg->topic_len, AUTH_READ)) {
+        drop_stored(w, dlv_id, msg);
         return; /* no read access: not delivered (nor queued) */
+    }
     conn_t *c = s->conn;
     bool online = c && c->state == CONN_ACTIVE && !c->closing;
     if (qos == 0) {
@@ -319,21 +346,28 @@ void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool
     delivery_t *d = calloc(1, sizeof(*d));
     if (!d) {
         atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
+        drop_stored(w, dlv_id, msg);
         return;
     }
     d->msg = message_ref(msg);
     d->qos = qos;
     d->retain = retain;
     d->nsub = nsub;
+    d->store_id = dlv_id;
     if (nsub)
         memcpy(d->sub_ids, sub_ids, nsub * sizeof(uint32_t));
+    if (w->b->store)
+        persist_delivery_kept(w->b, s, d);
     if (online && !s->queue_head && s->inflight_count < window(w, c)) {
         d->pid = session_next_pid(s);
         d->state = qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
-        if (conn_send_delivery(c, d, false))
+        if (conn_send_delivery(c, d, false)) {
+            note_state(w, d);
             session_inflight_append(s, d);
-        else
+        } else {
+            drop_stored(w, d->store_id, msg);
             delivery_free(d);
+        }
         return;
     }
     const config_t *cfg = &w->b->cfg;
@@ -342,6 +376,7 @@ void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool
         atomic_fetch_add_explicit(&w->stats.msgs_dropped, 1, memory_order_relaxed);
         log_msg(LOG_INFO, "Client %s: queue full, message on %.*s dropped", s->client_id,
                 (int)msg->topic_len, (const char *)msg->topic);
+        drop_stored(w, d->store_id, msg);
         delivery_free(d);
         return;
     }
@@ -357,15 +392,19 @@ void worker_pump(worker_t *w, session_t *s)
     while (s->queue_head && s->inflight_count < win) {
         delivery_t *d = session_queue_pop(s);
         if (expired(d->msg)) {
+            drop_stored(w, d->store_id, d->msg);
             delivery_free(d);
             continue;
         }
         d->pid = session_next_pid(s);
         d->state = d->qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
-        if (conn_send_delivery(c, d, false))
+        if (conn_send_delivery(c, d, false)) {
+            note_state(w, d);
             session_inflight_append(s, d);
-        else
+        } else {
+            drop_stored(w, d->store_id, d->msg);
             delivery_free(d);
+        }
     }
 }
 
@@ -382,6 +421,8 @@ void worker_publish_will(worker_t *w, session_t *s)
             (int)will->topic_len, (const char *)will->topic);
     broker_route(w, will, NULL);
     message_unref(will);
+    if (w->b->store && !s->ended)
+        persist_session(w->b, s, false); /* the will is gone from the row too */
 }
 
 void worker_session_end(worker_t *w, session_t *s)
@@ -397,6 +438,8 @@ void worker_session_end(worker_t *w, session_t *s)
     pthread_mutex_unlock(&b->reg_lock);
     if (s->will)
         worker_publish_will(w, s); /* MQTT-3.1.3-9: the session ends before the delay */
+    if (b->store)
+        persist_session_end(b, s);
     session_reset(s, b->tree);
     s->ended = true;
     worker_remove_session(w, s);
@@ -421,6 +464,8 @@ void worker_session_offline(worker_t *w, session_t *s, bool send_will)
     }
     if (s->expiry == 0)
         worker_session_end(w, s);
+    else if (w->b->store)
+        persist_session(w->b, s, false); /* offline since now, the will as it is */
 }
 
 void worker_take_session(worker_t *w, session_t *s, conn_t *c, bool via_inbox)
@@ -505,7 +550,8 @@ static void handle_item(worker_t *w, inbox_item_t *it)
             worker_post(w, owner, it);
             return;
         }
-        worker_deliver(w, it->s, it->msg, it->qos, it->retain, it->sub_ids, it->nsub);
+        worker_deliver_stored(w, it->s, it->msg, it->qos, it->retain, it->sub_ids, it->nsub,
+                              it->dlv_id);
         break;
     }
     case INBOX_TAKEOVER: {
@@ -526,6 +572,10 @@ static void handle_item(worker_t *w, inbox_item_t *it)
         } else {
             conn_attach_session(it->conn, it->s, it->existed);
         }
+        break;
+    case INBOX_STORED:
+        conn_stored_ack_complete(it->ack);
+        it->ack = NULL;
         break;
     }
     item_release(it);

@@ -24,6 +24,7 @@ enum inbox_kind {
     INBOX_DELIVER,     /* msg to session s */
     INBOX_TAKEOVER,    /* hand session s over to connection conn (on another thread) */
     INBOX_READY,       /* session s handed over to this thread for conn */
+    INBOX_STORED,      /* ack: committed by the store, send it now (persist.c) */
 };
 
 typedef struct inbox_item {
@@ -39,6 +40,8 @@ typedef struct inbox_item {
     conn_t *conn;   /* a reference */
     uint32_t sub_ids[DELIVERY_MAX_SUB_IDS];
     int listener; /* INBOX_NEWCONN: index of the listener that accepted fd */
+    uint64_t dlv_id;   /* INBOX_DELIVER: the delivery's row in the store, 0 none */
+    stored_ack_t *ack; /* INBOX_STORED: owned by the item */
     char peer[64];
 } inbox_item_t;
 
@@ -118,6 +121,9 @@ void worker_remove_session(worker_t *w, session_t *s);
 /* Deliver msg to s, which this worker owns: send, or keep in the session. */
 void worker_deliver(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
                     const uint32_t *sub_ids, uint8_t nsub);
+/* The same for a delivery the routing thread already stored as row dlv_id (persist.c). */
+void worker_deliver_stored(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
+                           const uint32_t *sub_ids, uint8_t nsub, uint64_t dlv_id);
 /* Move queued messages of an online session into its in-flight window. */
 void worker_pump(worker_t *w, session_t *s);
 /* The session's connection went away: wills, expiry. */

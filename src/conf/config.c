@@ -50,6 +50,8 @@ void config_init(config_t *cfg)
     cfg->persistence = false;
     snprintf(cfg->persistence_file, sizeof(cfg->persistence_file), "midge.db");
     cfg->autosave_interval = 1800;
+    cfg->persistence_mode = CONFIG_PERSIST_DURABLE;
+    cfg->persistence_sync = CONFIG_SYNC_NORMAL;
     cfg->default_listener = -1;
     cfg->verbose = 0;
     cfg->daemon = false;
@@ -405,6 +407,8 @@ static const struct {
     {"persistence", false},
     {"persistence_location", true},
     {"persistence_file", true},
+    {"persistence_mode", false},
+    {"persistence_sync", false},
     {"pid_file", true},
     {"user", false},
     {"include_dir", true},
@@ -786,12 +790,24 @@ static int apply_global_option(parse_ctx_t *ctx, const char *opt, const char *va
     if (strcmp(opt, "per_listener_settings") == 0)
         return parse_bool(ctx, opt, val, &cfg->per_listener_settings);
     if (strcmp(opt, "persistence") == 0) {
-        bool on = false;
-        if (parse_bool(ctx, opt, val, &on) < 0)
-            return -1;
-        if (on)
-            return fail(ctx, "option 'persistence': persistence true is not supported yet");
-        cfg->persistence = false;
+        return parse_bool(ctx, opt, val, &cfg->persistence);
+    }
+    if (strcmp(opt, "persistence_mode") == 0) {
+        if (strcmp(val, "durable") == 0)
+            cfg->persistence_mode = CONFIG_PERSIST_DURABLE;
+        else if (strcmp(val, "periodic") == 0)
+            cfg->persistence_mode = CONFIG_PERSIST_PERIODIC;
+        else
+            return fail(ctx, "option 'persistence_mode': '%s' is not durable or periodic", val);
+        return 0;
+    }
+    if (strcmp(opt, "persistence_sync") == 0) {
+        if (strcmp(val, "normal") == 0)
+            cfg->persistence_sync = CONFIG_SYNC_NORMAL;
+        else if (strcmp(val, "full") == 0)
+            cfg->persistence_sync = CONFIG_SYNC_FULL;
+        else
+            return fail(ctx, "option 'persistence_sync': '%s' is not normal or full", val);
         return 0;
     }
     if (strcmp(opt, "persistence_location") == 0)

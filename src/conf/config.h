@@ -84,6 +84,12 @@ enum {
 };
 
 /* log_dest bits. */
+/* persistence_mode: durable acknowledges a QoS 1/2 PUBLISH, a SUBSCRIBE, ... only once
+ * committed; periodic commits every autosave_interval seconds and acknowledges at once. */
+enum { CONFIG_PERSIST_DURABLE = 0, CONFIG_PERSIST_PERIODIC = 1 };
+/* persistence_sync: PRAGMA synchronous NORMAL (survives a killed process) or FULL (also a
+ * power loss). */
+enum { CONFIG_SYNC_NORMAL = 0, CONFIG_SYNC_FULL = 1 };
 enum { CONFIG_LOG_DEST_STDOUT = 1 << 0, CONFIG_LOG_DEST_STDERR = 1 << 1,
        CONFIG_LOG_DEST_FILE = 1 << 2 /* log_file */ };
 
@@ -112,10 +118,12 @@ typedef struct config {
     unsigned log_dest;            /* CONFIG_LOG_DEST_* bits; default CONFIG_LOG_DEST_STDERR */
     bool log_timestamp;           /* prefix log lines with the time; default true */
     bool connection_messages;     /* log connects and disconnects; default true */
-    bool persistence;             /* always false until the store exists ("true" is an error) */
+    bool persistence;             /* keep state in an SQLite database (src/store); default false */
     char persistence_location[CONFIG_PATH_MAX]; /* directory; "" the working directory */
     char persistence_file[256];   /* default "midge.db" */
-    uint32_t autosave_interval;   /* seconds; default 1800 */
+    uint32_t autosave_interval;   /* seconds between commits in periodic mode; default 1800 */
+    uint8_t persistence_mode;     /* CONFIG_PERSIST_*; default durable */
+    uint8_t persistence_sync;     /* CONFIG_SYNC_*: PRAGMA synchronous; default normal */
     bool per_listener_settings;   /* security options per listener (see config_listener) */
     /* The global password_file and acl_file (per_listener_settings false); after loading,
      * every listener holds its own copy of what applies to it. "" none. */
@@ -165,8 +173,8 @@ void config_init(config_t *cfg);
  *    max_queued_bytes N, max_keepalive N, sys_interval N, max_topic_alias N;
  *  - logging: log_type TYPE, log_dest stdout|stderr|file PATH|none, log_timestamp,
  *    connection_messages;
- *  - process: persistence false, persistence_location DIR, persistence_file NAME,
- *    autosave_interval N, pid_file PATH, user NAME, include_dir DIR (main file only);
+ *  - process: persistence BOOL, persistence_location DIR, persistence_file NAME,
+ *    persistence_mode durable|periodic, persistence_sync normal|full, autosave_interval N, pid_file PATH, user NAME, include_dir DIR (main file only);
  *  - Midge's own: threads N (0: one per core), connect_timeout N (seconds),
  *    receive_maximum N (1..65535).
  * Files named by certfile, keyfile, cafile, crlfile, password_file, acl_file (and the

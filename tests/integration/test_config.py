@@ -226,11 +226,11 @@ def test_mosquitto_file_works_unchanged(tmp_path):
 def test_bad_file_stops_start_up(tmp_path):
     """Without --test-config a bad file stops start-up the same way, before any socket."""
     port = free_port()
-    conf = write(tmp_path / "bad.conf", f"listener {port} 127.0.0.1\npersistence true\n")
+    conf = write(tmp_path / "bad.conf", f"listener {port} 127.0.0.1\npersistence_mode fast\n")
     r = run_midge("-c", str(conf))
     assert r.returncode == 1
-    assert r.stderr == (f"midge: {conf}:2: option 'persistence': persistence true is not "
-                        "supported yet\n")
+    assert r.stderr == (f"midge: {conf}:2: option 'persistence_mode': 'fast' is not durable "
+                        "or periodic\n")
 
 
 # ---- pid_file, log_dest file, include_dir, user ----

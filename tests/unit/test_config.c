@@ -404,9 +404,19 @@ static void test_persistence(void **state)
     config_t c;
     load_ok("persistence false\n", &c);
     assert_false(c.persistence);
-    load_err("\npersistence true\n", 2,
-             "option 'persistence': persistence true is not supported yet", NULL);
-    load_err("persistence 1\n", 1, "persistence true is not supported yet", NULL);
+    assert_int_equal(c.persistence_mode, CONFIG_PERSIST_DURABLE);
+    assert_int_equal(c.persistence_sync, CONFIG_SYNC_NORMAL);
+    load_ok("persistence true\npersistence_mode periodic\npersistence_sync full\n", &c);
+    assert_true(c.persistence);
+    assert_int_equal(c.persistence_mode, CONFIG_PERSIST_PERIODIC);
+    assert_int_equal(c.persistence_sync, CONFIG_SYNC_FULL);
+    load_ok("persistence 1\npersistence_mode durable\npersistence_sync normal\n", &c);
+    assert_true(c.persistence);
+    assert_int_equal(c.persistence_mode, CONFIG_PERSIST_DURABLE);
+    load_err("\npersistence_mode fast\n", 2,
+             "option 'persistence_mode': 'fast' is not durable or periodic", NULL);
+    load_err("persistence_sync off\n", 1,
+             "option 'persistence_sync': 'off' is not normal or full", NULL);
 }
 
 /* ---- logging ---- */
