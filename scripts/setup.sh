@@ -13,7 +13,7 @@ fi
 PACKAGES=(
     build-essential cmake clang pkg-config
     lld llvm
-    openssl libssl-dev libsqlite3-dev libwslay-dev uthash-dev libcjson-dev libcmocka-dev
+    openssl libssl-dev libsqlite3-dev sqlite3 libwslay-dev uthash-dev libcjson-dev libcmocka-dev
     python3-pytest python3-pytest-timeout python3-paho-mqtt
     mosquitto mosquitto-clients libpaho-mqtt-dev paho.mqtt.c-examples
 )

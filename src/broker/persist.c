@@ -390,6 +390,22 @@ static int on_rx_qos2(void *ctx, const char *client_id, size_t len, uint16_t pid
     return session_rx_qos2_add(s, pid);
 }
 
+/* Sessions that expired while the broker was down end now, before any client can find
+ * one (their wills go out, as at any session end). Nothing runs on the workers yet. */
+static void end_expired_sessions(broker_t *b, int64_t now)
+{
+    session_t *s, *tmp;
+    HASH_ITER(hh, b->registry, s, tmp)
+    {
+        if (s->expiry != SESSION_NEVER_EXPIRES &&
+            now - s->offline_since_ms >= (int64_t)s->expiry * 1000) {
+            log_msg(LOG_INFO, "Client %s: session expired while the broker was down",
+                    s->client_id);
+            worker_session_end(&b->workers[atomic_load(&s->owner)], s);
+        }
+    }
+}
+
 static int db_path(const config_t *cfg, char *out, size_t outlen)
 {
     const char *dir = cfg->persistence_location;
@@ -434,6 +450,7 @@ int persist_open(broker_t *b)
         log_msg(LOG_ERR, "Error: persistence file %s could not be restored", path);
         return -1;
     }
+    end_expired_sessions(b, rc.mono_now);
     log_msg(LOG_NOTICE,
             "persistence file %s: %zu retained messages, %zu sessions, %zu subscriptions, "
             "%zu queued or in-flight messages restored (%s mode)",
