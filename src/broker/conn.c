@@ -260,6 +260,34 @@ static void refuse_unstored(conn_t *c, const stored_ack_t *a)
         send_ack(c, a->type, a->pid, MQTT_RC_QUOTA_EXCEEDED);
 }
 
+bool conn_hold_until_stored(conn_t *c, delivery_t *d)
+{
+    if (!d->store_id || d->qos != 2 || !persist_durable(c->w->b))
+        return false;
+    stored_ack_t *a = stored_ack_new(c, MQTT_PUBLISH, d->pid, 0);
+    if (!a || !stored_ack_queue(c, a))
+        return false;
+    d->held = true;
+    return true;
+}
+
+/* The held QoS 2 delivery's packet id is committed: send it, unless it went meanwhile
+ * (resent on a reconnect) or is gone. */
+static void send_held(conn_t *c, uint16_t pid)
+{
+    session_t *s = c->s;
+    delivery_t *d = s ? session_inflight_find(s, pid) : NULL;
+    if (!d || !d->held || d->state != DLV_WAIT_PUBREC)
+        return;
+    d->held = false;
+    if (conn_send_delivery(c, d, false))
+        return;
+    d = session_inflight_take(s, pid, DLV_WAIT_PUBREC);
+    persist_delivery_drop(c->w->b, d->store_id, d->msg);
+    delivery_free(d);
+    worker_pump(c->w, s);
+}
+
 void conn_stored_ack_complete(stored_ack_t *a)
 {
     conn_t *c = a->c;
@@ -270,6 +298,8 @@ void conn_stored_ack_complete(stored_ack_t *a)
     }
     if (a->failed && a->rc < 0x80 && (a->type == MQTT_PUBACK || a->type == MQTT_PUBREC)) {
         refuse_unstored(c, a);
+    } else if (a->type == MQTT_PUBLISH) {
+        send_held(c, a->pid);
     } else if (a->pkt) {
         send_bytes(c, a->pkt, a->pkt_len);
         if (a->entries && c->state == CONN_ACTIVE) {
@@ -918,10 +948,12 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed)
     while (d) {
         delivery_t *next = d->next;
         bool ok = true;
+        bool never_sent = d->held; /* its commit is still on the way: a first attempt */
+        d->held = false;
         if (d->state == DLV_WAIT_PUBCOMP)
             send_ack(c, MQTT_PUBREL, d->pid, 0);
         else
-            ok = conn_send_delivery(c, d, true);
+            ok = conn_send_delivery(c, d, !never_sent);
         if (!ok) {
             if (prev)
                 prev->next = next;

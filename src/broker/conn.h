@@ -124,6 +124,11 @@ void conn_attach_session(conn_t *c, session_t *s, bool existed);
  * (or, failed, the refusal) with conn_stored_ack_complete, which frees it. */
 typedef struct stored_ack stored_ack_t;
 int stored_ack_worker(const stored_ack_t *a);
+/* Durable mode, a stored QoS 2 delivery just given its packet id (state queued for the
+ * store): hold the PUBLISH until that commits, so that after a crash it is resent under
+ * the same id and the receiver can tell it is a resend. true: held (sent later); false:
+ * send it now. */
+bool conn_hold_until_stored(conn_t *c, delivery_t *d);
 void stored_ack_fail(stored_ack_t *a);
 void conn_stored_ack_complete(stored_ack_t *a);
 void stored_ack_free(stored_ack_t *a);

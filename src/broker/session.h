@@ -38,6 +38,7 @@ typedef struct delivery {
     bool retain;
     uint8_t state;
     uint8_t nsub;
+    bool held; /* QoS 2, durable: sent once its packet id is committed (conn.c) */
     uint16_t pid;
     uint32_t sub_ids[DELIVERY_MAX_SUB_IDS];
     uint64_t store_id; /* its row in the persistence file; 0 none (persist.c) */

@@ -313,6 +313,14 @@ static void note_state(worker_t *w, const delivery_t *d)
         persist_delivery_state(w->b, d);
 }
 
+/* Send a new in-flight delivery, or hold it for the store's commit (durable QoS 2). */
+static bool send_or_hold(worker_t *w, conn_t *c, delivery_t *d)
+{
+    if (w->b->store && conn_hold_until_stored(c, d))
+        return true;
+    return conn_send_delivery(c, d, false);
+}
+
 void worker_deliver_stored(worker_t *w, session_t *s, message_t *msg, uint8_t qos, bool retain,
                            const uint32_t *sub_ids, uint8_t nsub, uint64_t dlv_id)
 {
@@ -361,8 +369,8 @@ void worker_deliver_stored(worker_t *w, session_t *s, message_t *msg, uint8_t qo
     if (online && !s->queue_head && s->inflight_count < window(w, c)) {
         d->pid = session_next_pid(s);
         d->state = qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
-        if (conn_send_delivery(c, d, false)) {
-            note_state(w, d);
+        note_state(w, d);
+        if (send_or_hold(w, c, d)) {
             session_inflight_append(s, d);
         } else {
             drop_stored(w, d->store_id, msg);
@@ -398,8 +406,8 @@ void worker_pump(worker_t *w, session_t *s)
         }
         d->pid = session_next_pid(s);
         d->state = d->qos == 1 ? DLV_WAIT_PUBACK : DLV_WAIT_PUBREC;
-        if (conn_send_delivery(c, d, false)) {
-            note_state(w, d);
+        note_state(w, d);
+        if (send_or_hold(w, c, d)) {
             session_inflight_append(s, d);
         } else {
             drop_stored(w, d->store_id, d->msg);
