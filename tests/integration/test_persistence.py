@@ -399,3 +399,88 @@ def test_periodic_mode_commits_on_its_interval(store):
     c = v5_session(b, "p")
     assert c.session_present
     assert c.expect_message().payload == b"x"
+
+
+# ---- disk full ----
+
+class SmallDiskBroker:
+    """midge on its own 1 MiB tmpfs, mounted in a private mount namespace (unshare -rm works
+    for root and for other users alike). A filler file takes part of the space, so that the
+    test can give space back by deleting it (through /proc/PID/root)."""
+
+    def __init__(self, directory, config):
+        self.host, self.port = "127.0.0.1", free_port()
+        self.mnt = os.path.join(directory, "small")
+        os.mkdir(self.mnt)
+        conf = os.path.join(directory, "m.conf")
+        with open(conf, "w") as f:
+            f.write(f"persistence true\npersistence_location {self.mnt}\n{config}\n")
+        self.logpath = os.path.join(directory, "broker.log")
+        self.logfile = open(self.logpath, "wb")
+        script = ('mount -t tmpfs -o size=1m tmpfs "$0" && '
+                  'head -c 393216 /dev/zero > "$0/filler" && exec "$@"')
+        self.proc = subprocess.Popen(
+            ["unshare", "-rm", "sh", "-c", script, self.mnt, MIDGE_BIN, "-c", conf,
+             "-p", str(self.port), "-v"], stdout=self.logfile, stderr=subprocess.STDOUT)
+        from conftest import wait_listening
+        assert wait_listening(self.port), self.log()
+
+    def inside(self, name):
+        return f"/proc/{self.proc.pid}/root{self.mnt}/{name}"
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.logfile.close()
+        return self.proc.returncode
+
+
+def publish_until_refused(pub, topic, payload, limit=200):
+    """QoS 1 PUBLISH one after the other until one is refused; returns its reason code."""
+    for _ in range(limit):
+        pid = pub.publish(topic, payload, qos=1)
+        ack = pub.expect(PUBACK)
+        assert ack.pid == pid
+        if ack.rc >= 0x80:
+            return ack.rc
+    pytest.fail(f"{limit} large messages stored on a 1 MiB file system")
+
+
+@pytest.mark.threaded
+def test_disk_full_refuses_qos1_keeps_qos0_and_recovers(tmp_path):
+    b = SmallDiskBroker(str(tmp_path), "max_queued_messages 0")
+    try:
+        off = v5_session(b, "off")
+        off.subscribe("big/#", qos=1)
+        off.disconnect()
+        live = Client(b, "live", V5)
+        live.subscribe("zero", qos=0)
+        pub = RawClient(b, 5)
+        pub.connect("pub5")
+        big = bytes(16384)
+        assert publish_until_refused(pub, "big/a", big) == 0x97  # Quota exceeded
+        assert "commit failed" in b.log()
+        # QoS 0 does not touch the store: it keeps flowing.
+        pub.publish("zero", b"still here", qos=0)
+        assert live.expect_message().payload == b"still here"
+        # 3.1.1 cannot say no: the PUBLISH is not acknowledged (and logged).
+        old = RawClient(b, 4)
+        old.connect("pub4")
+        old.publish("big/b", big, qos=1)
+        old.expect_nothing(0.5)
+        assert "could not be stored: not acknowledged" in b.log()
+        # Space comes back: storing works again.
+        os.unlink(b.inside("filler"))
+        pid = pub.publish("big/c", b"after", qos=1)
+        ack = pub.expect(PUBACK)
+        assert (ack.pid, ack.rc) == (pid, 0)
+        assert "writing works again" in b.log()
+        off = v5_session(b, "off")
+        assert off.session_present
+        assert [m.payload for m in collect(off, quiet=0.5)][-1] == b"after"
+    finally:
+        assert b.stop() == 0, b.log()
