@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import MIDGE_BIN, Broker, free_port
+from conftest import MIDGE_BIN, SANITIZER_MARKS, Broker, free_port, wait_listening
 from helpers import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, TIMEOUT, V5, V311, Client,
                      Closed, RawClient, close_clients, props, wait_until)  # noqa: F401
 from paho.mqtt.packettypes import PacketTypes
@@ -46,6 +46,8 @@ class Store:
         self.b.logfile.close()
         self.logs.append(self.b.log())
         self.b = None
+        for mark in SANITIZER_MARKS:
+            assert mark not in self.logs[-1], self.logs[-1]
 
     def stop(self):
         code = self.b.stop()
@@ -422,7 +424,6 @@ class SmallDiskBroker:
         self.proc = subprocess.Popen(
             ["unshare", "-rm", "sh", "-c", script, self.mnt, MIDGE_BIN, "-c", conf,
              "-p", str(self.port), "-v"], stdout=self.logfile, stderr=subprocess.STDOUT)
-        from conftest import wait_listening
         assert wait_listening(self.port), self.log()
 
     def inside(self, name):
