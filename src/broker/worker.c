@@ -209,10 +209,10 @@ static void post_batch(worker_t *tw, item_vec_t *v)
         worker_wake(tw);
 }
 
-/* Deliveries handed over in one batch by running them on this thread: at most this many. */
+/* Items handed over in one batch by running them on this thread: at most this many. */
 #define DIRECT_MAX 256
 
-/* Run a batch of deliveries for tw on this thread, if tw is idle (waiting for events, so
+/* Run a batch of deliveries and new connections for tw on this thread, if tw is idle (waiting for events, so
  * its run_lock is free) and has nothing older waiting (so the order of messages from one
  * publisher holds). At a low rate this is the common case, and it saves tw a wake-up, an
  * epoll_wait return and a pass over its inbox per message: a lone publisher and its
@@ -222,7 +222,7 @@ static bool run_directly(worker_t *tw, item_vec_t *v)
     if (v->len > DIRECT_MAX)
         return false;
     for (size_t i = 0; i < v->len; i++)
-        if (v->v[i].kind != INBOX_DELIVER)
+        if (v->v[i].kind != INBOX_DELIVER && v->v[i].kind != INBOX_NEWCONN)
             return false;
     if (pthread_mutex_trylock(&tw->run_lock) != 0)
         return false;
