@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <uthash.h>
 
 #include "broker/log.h"
 
@@ -45,6 +46,10 @@ enum ev_kind {
 /* One queued change. Strings and blobs follow the struct: s[i] points into data. */
 typedef struct ev {
     struct ev *next;
+    UT_hash_handle hh; /* MSG_PUT, DLV_PUT: the batch's pending rows by id (fold_batch) */
+    int refs;          /* MSG_PUT: references to it queued in the same batch */
+    bool dropped;      /* MSG_PUT: a delivery of it was cancelled in the batch */
+    bool skip;         /* folded away: not applied */
     uint8_t kind;
     uint8_t qos, state, retain_handling, nsub, version;
     bool flag_a, flag_b; /* retain/has_expiry, no_local/retain_as_published, will_retain */
@@ -162,6 +167,7 @@ struct store {
     store_done_fn done;
     void *done_arg;
     bool failing; /* the last transaction failed (logged once until one succeeds) */
+    int64_t alive_written_ms; /* last alive_ms committed */
 };
 
 static int64_t wall_ms(void)
@@ -884,23 +890,85 @@ static int apply_one(store_t *st, const ev_t *e, bool *gc_all)
     }
 }
 
+/* A delivery to an online subscriber often completes before the store thread takes the
+ * batch that holds it: its insert, state changes and delete all sit in one batch. They
+ * cancel out, and so does the message when nothing else in the batch refers to it (every
+ * reference to a message is queued after the message itself, so none can be in an earlier
+ * batch). This is what lets durable QoS 1 keep up with in-memory delivery. */
+static void fold_batch(ev_t *batch)
+{
+    ev_t *msgs = NULL, *dlvs = NULL, *m, *d, *tmp;
+    for (ev_t *e = batch; e; e = e->next) {
+        switch (e->kind) {
+        case EV_MSG_PUT:
+            HASH_ADD(hh, msgs, id, sizeof(e->id), e);
+            break;
+        case EV_DLV_PUT:
+            HASH_ADD(hh, dlvs, id, sizeof(e->id), e);
+            /* fall through */
+        case EV_RETAIN_SET:
+        case EV_SESSION_PUT: /* its will */
+            HASH_FIND(hh, msgs, &e->msg_id, sizeof(e->msg_id), m);
+            if (m)
+                m->refs++;
+            break;
+        case EV_DLV_STATE:
+            HASH_FIND(hh, dlvs, &e->id, sizeof(e->id), d);
+            if (d) {
+                d->state = e->state;
+                d->pid = e->pid;
+                e->skip = true;
+            }
+            break;
+        case EV_DLV_DEL:
+            HASH_FIND(hh, dlvs, &e->id, sizeof(e->id), d);
+            if (!d)
+                break;
+            HASH_DEL(dlvs, d);
+            d->skip = e->skip = true;
+            HASH_FIND(hh, msgs, &e->msg_id, sizeof(e->msg_id), m);
+            if (m) {
+                m->refs--;
+                m->dropped = true;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    HASH_ITER(hh, msgs, m, tmp)
+    {
+        if (m->refs == 0 && m->dropped)
+            m->skip = true;
+        HASH_DEL(msgs, m);
+    }
+    HASH_ITER(hh, dlvs, d, tmp) HASH_DEL(dlvs, d);
+}
+
 /* One transaction for the whole batch. Returns 0, or -1 when it failed (rolled back). */
-static int commit_batch(store_t *st, const ev_t *batch)
+static int commit_batch(store_t *st, ev_t *batch)
 {
     bool gc_all = false;
+    fold_batch(batch);
     int rc = exec(st->db, "BEGIN IMMEDIATE");
     for (const ev_t *e = batch; rc == SQLITE_OK && e; e = e->next)
-        rc = apply_one(st, e, &gc_all);
+        if (!e->skip)
+            rc = apply_one(st, e, &gc_all);
     if (rc == SQLITE_OK && gc_all)
         rc = run(st->st[ST_MSG_GC_ALL]);
-    if (rc == SQLITE_OK) {
+    /* alive_ms, to a second: the downtime after a crash starts about then. Once a second
+     * spares most commits a page write. */
+    int64_t now = wall_ms();
+    if (rc == SQLITE_OK && now - st->alive_written_ms >= 1000) {
         sqlite3_stmt *s = st->st[ST_ALIVE];
-        sqlite3_bind_int64(s, 1, wall_ms());
+        sqlite3_bind_int64(s, 1, now);
         rc = run(s);
     }
     if (rc == SQLITE_OK)
         rc = exec(st->db, "COMMIT");
     if (rc == SQLITE_OK) {
+        if (now - st->alive_written_ms >= 1000)
+            st->alive_written_ms = now;
         if (st->failing)
             log_msg(LOG_NOTICE, "persistence file %s: writing works again", st->path);
         st->failing = false;

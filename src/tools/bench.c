@@ -130,6 +130,7 @@ static struct {
     int window;
     int flood;
     int flood_qos;
+    bool persistent; /* subscribers keep their sessions (--persistent) */
     double drain;
     double setup_timeout;
     int broker_pid;
@@ -387,11 +388,15 @@ static int send_connect(client_t *c, int idx)
     mqtt_connect_t cp;
     memset(&cp, 0, sizeof cp);
     cp.version = (uint8_t)opt.version;
-    cp.clean_start = true;
+    cp.clean_start = !(opt.persistent && c->role == R_SUB);
     cp.keep_alive = 300;
     cp.client_id = (mqtt_str_t){(const uint8_t *)id, (uint32_t)n};
     mqtt_props_init(&cp.props);
     mqtt_props_init(&cp.will.props);
+    if (!cp.clean_start && opt.version >= MQTT_V5) {
+        cp.props.session_expiry_interval = 300;
+        MQTT_PROP_SET(&cp.props, MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+    }
     if (c->role != R_CONN && opt.version >= MQTT_V5) {
         cp.props.receive_maximum = 65535;
         MQTT_PROP_SET(&cp.props, MQTT_PROP_RECEIVE_MAXIMUM);
@@ -1163,6 +1168,8 @@ static void usage(FILE *f)
                "  -w, --window N       in-flight messages per publisher, default 100\n"
                "      --flood N        latency: N publisher/subscriber pairs flooding beside\n"
                "      --flood-qos Q    QoS of the flood, default 0\n"
+               "      --persistent     subscribers keep their sessions (clean session 0;\n"
+               "                       5.0: session expiry 300 s), as a durable store sees them\n"
                "      --drain S        seconds to wait for stragglers after publishing, default 3\n"
                "      --broker-pid PID report that process's CPU time and peak RSS\n"
                "      --json           print one JSON object with the results on stdout\n"
@@ -1260,6 +1267,7 @@ static void parse_args(int argc, char **argv)
                                        {"tls-version", 1, 0, 12},
                                        {"ws", 0, 0, 13},
                                        {"ws-path", 1, 0, 14},
+                                       {"persistent", 0, 0, 15},
                                        {"url", 1, 0, 'L'},
                                        {0, 0, 0, 0}};
     if (argc < 2 || argv[1][0] == '-') {
@@ -1373,6 +1381,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 13:
             opt.ws = true;
+            break;
+        case 15:
+            opt.persistent = true;
             break;
         case 14:
             opt.ws_path = optarg;
