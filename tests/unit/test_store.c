@@ -244,6 +244,31 @@ static void test_deletions_collect_messages(void **state)
     assert_string_equal(seen.log, "");
 }
 
+static void test_delivery_done_within_a_batch_folds_away(void **state)
+{
+    (void)state;
+    store_t *st = open_ok();
+    store_session_row_t s = {.client_id = "c", .client_id_len = 1, .version = 4, .expiry = 9};
+    store_session_put(st, &s);
+    uint64_t m1 = store_new_id(st), m2 = store_new_id(st);
+    put_msg(st, m1, "t", "x");
+    put_msg(st, m2, "r", "y");
+    store_delivery_row_t d = {.id = store_new_id(st), .client_id = "c", .client_id_len = 1,
+                              .msg_id = m1, .qos = 2};
+    store_delivery_put(st, &d);
+    store_delivery_state(st, d.id, 2, 5);
+    store_delivery_del(st, d.id, m1); /* m1: its only delivery completed: never written */
+    d.id = store_new_id(st);
+    d.msg_id = m2;
+    store_delivery_put(st, &d);
+    store_retain_set(st, (const uint8_t *)"r", 1, m2);
+    store_delivery_del(st, d.id, m2); /* m2 stays: it is retained */
+    store_close(st);                  /* one batch */
+    seen_t seen;
+    restore_into(&seen);
+    assert_string_equal(seen.log, "msg 2 r=y q1 r1;retained 2;session c v4 e9 will 0 d0;");
+}
+
 /* ---- refusals ---- */
 
 static void write_file(const char *data, size_t n)
@@ -299,6 +324,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_come_back_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletions_collect_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_done_within_a_batch_folds_away, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_file_that_is_not_a_database, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_ids_continue_after_reopen, setup, teardown),
