@@ -149,6 +149,7 @@ void persist_session(broker_t *b, session_t *s, bool fresh)
                              .expiry = s->expiry,
                              .offline_at_ms = s->conn ? 0 : loop_wall_ms(),
                              .username = s->username,
+                             .listener = (uint16_t)s->listener,
                              .will_msg = s->will ? persist_msg(b, s->will) : 0,
                              .will_qos = s->will_qos,
                              .will_retain = s->will_retain,
@@ -288,6 +289,8 @@ static int on_session(void *ctx, const store_session_row_t *r)
     s->version = r->version;
     s->expiry = r->expiry;
     s->offline_since_ms = offline_since(rc, r->offline_at_ms);
+    /* The configuration may have fewer listeners now: the first one's rules then. */
+    s->listener = r->listener < b->cfg.listener_count ? r->listener : 0;
     if (r->username && !(s->username = strdup(r->username))) {
         session_unref(s);
         return -1;

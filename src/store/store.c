@@ -98,8 +98,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RETAIN_DEL] = "DELETE FROM retained WHERE topic = ?1",
     [ST_SESSION_GET_WILL] = "SELECT will_msg FROM sessions WHERE client_id = ?1",
     [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(client_id, version, expiry, offline_at, "
-                       "username, will_msg, will_qos, will_retain, will_delay) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       "username, will_msg, will_qos, will_retain, will_delay, listener) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_SESSION_DEL] = "DELETE FROM sessions WHERE client_id = ?1",
     [ST_SESSION_DEL_SUBS] = "DELETE FROM subs WHERE client_id = ?1",
     [ST_SESSION_DEL_DLVS] = "DELETE FROM deliveries WHERE client_id = ?1",
@@ -133,8 +133,8 @@ static const char schema_v1[] =
     "CREATE TABLE retained(topic TEXT PRIMARY KEY, msg_id INTEGER NOT NULL);"
     "CREATE INDEX retained_msg ON retained(msg_id);"
     "CREATE TABLE sessions(client_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
-    " expiry INTEGER NOT NULL, offline_at INTEGER, username TEXT, will_msg INTEGER,"
-    " will_qos INTEGER, will_retain INTEGER, will_delay INTEGER);"
+    " expiry INTEGER NOT NULL, offline_at INTEGER, username TEXT, listener INTEGER NOT NULL,"
+    " will_msg INTEGER, will_qos INTEGER, will_retain INTEGER, will_delay INTEGER);"
     "CREATE INDEX sessions_will ON sessions(will_msg);"
     "CREATE TABLE subs(client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL,"
     " no_local INTEGER NOT NULL, retain_as_published INTEGER NOT NULL,"
@@ -415,6 +415,7 @@ static int restore_sessions(sqlite3_stmt *s, const store_restore_ops_t *ops, voi
     r.will_qos = (uint8_t)sqlite3_column_int(s, 6);
     r.will_retain = sqlite3_column_int(s, 7) != 0;
     r.will_delay = (uint32_t)sqlite3_column_int64(s, 8);
+    r.listener = (uint16_t)sqlite3_column_int(s, 9);
     return ops->session(ctx, &r);
 }
 
@@ -502,7 +503,7 @@ int store_restore(store_t *st, const store_restore_ops_t *ops, void *ctx, int64_
             0 ||
         each_row(st,
                  "SELECT client_id, version, expiry, offline_at, username, will_msg, will_qos, "
-                 "will_retain, will_delay FROM sessions",
+                 "will_retain, will_delay, listener FROM sessions",
                  restore_sessions, ops, ctx) < 0 ||
         each_row(st,
                  "SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, "
@@ -613,6 +614,7 @@ int store_session_put(store_t *st, const store_session_row_t *r)
     e->qos = r->will_qos;
     e->flag_a = r->will_retain;
     e->will_delay = r->will_delay;
+    e->pid = r->listener;
     return push(st, e);
 }
 
@@ -792,6 +794,7 @@ static int apply_session_put(store_t *st, const ev_t *e)
         sqlite3_bind_int(s, 8, e->flag_a);
         sqlite3_bind_int64(s, 9, e->will_delay);
     }
+    sqlite3_bind_int(s, 10, (int)e->pid); /* the listener index rides in pid */
     int rc = run(s);
     if (rc == SQLITE_OK && old_will != e->msg_id)
         rc = gc_msg(st, old_will);

@@ -51,6 +51,7 @@ typedef struct store_session_row {
     uint32_t expiry;
     int64_t offline_at_ms; /* wall clock when it went offline; 0 while online */
     const char *username;  /* NULL: anonymous */
+    uint16_t listener;     /* index of the listener it came through (whose ACL applies) */
     uint64_t will_msg;     /* 0: no will */
     uint8_t will_qos;
     bool will_retain;

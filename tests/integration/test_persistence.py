@@ -95,6 +95,7 @@ def test_retained_sessions_subscriptions_and_queue_survive(store, how):
     s5.disconnect()
     s3 = Client(b, "sub3", V311, clean=False)
     assert s3.subscribe("q/+", qos=1) == [1]
+    assert s3.subscribe("$share/g/sh/#", qos=1) == [1]
     s3.disconnect()
     for i in range(5):
         pub.publish(f"q/{i}", f"m{i}".encode(), qos=1 + i % 2)
@@ -118,6 +119,9 @@ def test_retained_sessions_subscriptions_and_queue_survive(store, how):
     s5.publish("q/own", b"own", qos=1)
     assert s3.expect_message().payload == b"own"
     s5.expect_no_message(0.3)
+    s5.publish("sh/1", b"shared", qos=1)  # the shared subscription is back too
+    m = s3.expect_message()
+    assert (m.topic, m.payload) == ("sh/1", b"shared")
     pub = Client(b, "pub2", V5)
     pub.publish("q/after", b"after", qos=2)
     m = s5.expect_message()

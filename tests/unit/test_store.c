@@ -84,8 +84,8 @@ static int on_retained(void *ctx, uint64_t id)
 
 static int on_session(void *ctx, const store_session_row_t *r)
 {
-    note(ctx, "session %.*s v%u e%u will %llu d%u;", (int)r->client_id_len, r->client_id,
-         r->version, r->expiry, (unsigned long long)r->will_msg, r->will_delay);
+    note(ctx, "session %.*s v%u e%u l%u will %llu d%u;", (int)r->client_id_len, r->client_id,
+         r->version, r->expiry, r->listener, (unsigned long long)r->will_msg, r->will_delay);
     return 0;
 }
 
@@ -174,7 +174,8 @@ static void test_events_come_back_in_order(void **state)
     put_msg(st, m3, "a/c", "three");
     assert_int_equal(store_retain_set(st, (const uint8_t *)"a/b", 3, m1), 0);
     store_session_row_t s = {.client_id = "c1", .client_id_len = 2, .version = 5,
-                             .expiry = 60, .will_msg = m2, .will_qos = 1, .will_delay = 5};
+                             .expiry = 60, .listener = 3, .will_msg = m2, .will_qos = 1,
+                             .will_delay = 5};
     assert_int_equal(store_session_put(st, &s), 0);
     store_sub_row_t sub = {.client_id = "c1", .client_id_len = 2,
                            .filter = (const uint8_t *)"$share/g/a/#", .filter_len = 12,
@@ -205,7 +206,7 @@ static void test_events_come_back_in_order(void **state)
     char want[1024];
     snprintf(want, sizeof(want),
              "msg 1 a/b=one q1 r1;msg 2 w=will q1 r1;msg 3 a/c=three q1 r1;"
-             "retained 1;session c1 v5 e60 will 2 d5;"
+             "retained 1;session c1 v5 e60 l3 will 2 d5;"
              "sub c1 $share/g/a/# q2 nl0 rap1 rh1 id9;"
              "dlv 4 c1 msg 1 q1 s0 p0 ids;dlv 5 c1 msg 3 q2 s3 p17 ids 9 11;rx c1 42;");
     assert_string_equal(seen.log, want);
@@ -235,7 +236,7 @@ static void test_deletions_collect_messages(void **state)
 
     seen_t seen;
     restore_into(&seen);
-    assert_string_equal(seen.log, "session c v4 e9 will 0 d0;");
+    assert_string_equal(seen.log, "session c v4 e9 l0 will 0 d0;");
 
     st = open_ok();
     store_session_del(st, "c", 1);
@@ -266,7 +267,7 @@ static void test_delivery_done_within_a_batch_folds_away(void **state)
     store_close(st);                  /* one batch */
     seen_t seen;
     restore_into(&seen);
-    assert_string_equal(seen.log, "msg 2 r=y q1 r1;retained 2;session c v4 e9 will 0 d0;");
+    assert_string_equal(seen.log, "msg 2 r=y q1 r1;retained 2;session c v4 e9 l0 will 0 d0;");
 }
 
 /* ---- refusals ---- */
