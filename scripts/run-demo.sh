@@ -44,9 +44,18 @@ stop_all() {
     done
 }
 trap stop_all EXIT
-# Without job control, background programs ignore the terminal's Ctrl-C: this shell takes it
-# and stops them in order (stop_all, through the EXIT trap).
-trap 'echo; echo "run-demo.sh: stopping"; exit 0' INT TERM
+# Ctrl-C or SIGTERM: stop once (a second signal while stopping changes nothing).
+on_signal() {
+    trap '' INT TERM
+    echo
+    echo "run-demo.sh: stopping"
+    exit 0
+}
+trap on_signal INT TERM
+# Job control gives each program its own process group, so the terminal's Ctrl-C reaches
+# this shell alone, and it stops them in order: the sensor first (it publishes `offline`
+# while the broker is still there), then the broker.
+set -m
 
 "$BUILD/midge" -c midge.conf &
 broker_pid=$!

@@ -80,7 +80,7 @@ async function main() {
     await page.waitForFunction(() => /^\d+$/.test(document.getElementById('sys-clients').textContent),
         null, { timeout: STEP_MS });
     // A few more readings so that the charts have lines, not single points.
-    await page.waitForTimeout(2500);
+    await page.waitForTimeout(3000);
     const online = await readCards(page);
     const broker = await page.$eval('.broker', (b) => ({
         clients: b.querySelector('#sys-clients').textContent,
