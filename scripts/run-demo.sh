@@ -71,7 +71,8 @@ done
 (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null ||
     { echo "run-demo.sh: midge does not listen on 1883 after 10 s" >&2; exit 1; }
 
-"$BUILD/midge-sensor" -h localhost -p 1883 --devices 3 &
+# -r: readings retained, so that a dashboard opened now fills its cards at once.
+"$BUILD/midge-sensor" -h localhost -p 1883 --devices 3 -r &
 sensor_pid=$!
 
 cat <<EOF

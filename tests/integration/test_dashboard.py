@@ -60,7 +60,7 @@ def test_dashboard_shows_sensor_readings_and_its_will(broker_factory, capsys):
     sensor_log = open(os.path.join(ARTIFACTS, "dashboard-sensor.log"), "wb")
     sensor = subprocess.Popen(
         [SENSOR_BIN, "-h", "127.0.0.1", "-p", str(b.port), "-i", "dash",
-         "--devices", str(len(DEVICES)), "--interval", "0.25", "--seed", "7"],
+         "--devices", str(len(DEVICES)), "--interval", "0.25", "--seed", "7", "-r"],
         stdout=sensor_log, stderr=subprocess.STDOUT)
     try:
         r = subprocess.run(["node", os.path.join(JS_DIR, "dashboard_check.js"),
@@ -114,6 +114,9 @@ def test_dashboard_shows_sensor_readings_and_its_will(broker_factory, capsys):
     assert int(result["broker"]["clients"]) >= len(DEVICES) + 2
     assert result["broker"]["version"].startswith("midge version ")
     assert result["phoneOverflow"] <= 0, "the page scrolls sideways on a phone-sized screen"
+    assert result["settings"] == {
+        "portError": "Port: a whole number from 1 to 65535.", "cardsAfterSave": 0,
+        "prefixAfterReload": "elsewhere", "prefixShown": "elsewhere"}
     assert result["problems"] == [], f"the page reported problems: {result['problems']}"
     for name in ("dashboard.png", "dashboard-offline.png", "dashboard-phone.png"):
         assert os.path.getsize(os.path.join(ARTIFACTS, name)) > 10000

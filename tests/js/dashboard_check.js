@@ -6,7 +6,8 @@
 // each device of DEVICES (comma-separated ids) has a card with a reading, then saves
 // OUT_DIR/dashboard.png; sends SIGKILL to SENSOR_PID (the midge-sensor process publishing
 // for those devices) and waits until every card says offline (the sensor's will), then
-// saves OUT_DIR/dashboard-offline.png and OUT_DIR/dashboard-phone.png (a phone's viewport).
+// saves OUT_DIR/dashboard-offline.png and OUT_DIR/dashboard-phone.png (a phone's viewport);
+// then checks the settings form (a bad value refused, a new topic prefix kept over a reload).
 // Prints one JSON line with what the page showed ({"ok": true, ...}) and exits 0; on any
 // failure prints {"ok": false, "error": ...} and exits 1. Everything is over within 45 s.
 //
@@ -50,6 +51,30 @@ function waitCards(page, ids, status) {
         return card && /^-?\d+\.\d$/.test(card.querySelector('.temperature').textContent) &&
             card.querySelector('.status').dataset.status === status;
     }), [ids, status], { timeout: STEP_MS });
+}
+
+/**
+ * The settings form: a bad port is refused with a message naming the field; a new topic
+ * prefix is saved, empties the board (no device under it), and is still there after a reload.
+ */
+async function checkSettings(page) {
+    await page.click('#settings summary');
+    await page.fill('#settings-form input[name="port"]', '70000');
+    await page.click('#settings-form button[type="submit"]');
+    const portError = await page.textContent('#settings-error');
+    await page.fill('#settings-form input[name="port"]', String(new URL(url).port));
+    await page.fill('#settings-form input[name="prefix"]', 'elsewhere');
+    await page.click('#settings-form button[type="submit"]');
+    await page.waitForSelector('#conn[data-state="connected"]', { timeout: STEP_MS });
+    const cardsAfterSave = await page.$$eval('.card', (cards) => cards.length);
+    await page.reload({ timeout: STEP_MS });
+    await page.waitForSelector('#conn[data-state="connected"]', { timeout: STEP_MS });
+    return {
+        portError,
+        cardsAfterSave,
+        prefixAfterReload: await page.inputValue('#settings-form input[name="prefix"]'),
+        prefixShown: await page.textContent('#prefix-shown'),
+    };
 }
 
 async function main() {
@@ -102,8 +127,10 @@ async function main() {
     const phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     await page.screenshot({ path: path.join(outDir, 'dashboard-phone.png'), fullPage: true });
 
+    const settings = await checkSettings(page);
+
     await finish({ ok: true, connectedMs, readingMs, offlineMs, online, offline, broker, phoneOverflow,
-        problems, screenshot: shot });
+        settings, problems, screenshot: shot });
 }
 
 main().catch((e) => finish({ ok: false, error: String(e && e.stack || e) }));

@@ -32,7 +32,7 @@ export class DeviceChart {
                 { stroke: '#666', grid: { stroke: '#eee' }, values: timeLabels },
                 { scale: 't', stroke: TEMP_COLOUR, size: 44, grid: { stroke: '#eee' },
                   values: (u, ticks) => ticks.map((v) => `${v}°`) },
-                { scale: 'h', side: 1, stroke: HUM_COLOUR, size: 44, grid: { show: false },
+                { scale: 'h', side: 1, stroke: HUM_COLOUR, size: 52, grid: { show: false },
                   values: (u, ticks) => ticks.map((v) => `${v}%`) },
             ],
         };
