@@ -63,10 +63,18 @@ function connect() {
         password: settings.password || undefined,
     });
     client = c;
+    // What the page says while there is no connection: why, when it knows (a refused login
+    // comes as an 'error'; an unreachable broker only as a 'close' in a browser).
+    let wasConnected = false;
+    let failures = 0;
+    let lastError = null;
 
     c.on('connect', () => {
         if (c !== client)
             return; // a connection replaced by a newer one
+        wasConnected = true;
+        failures = 0;
+        lastError = null;
         showConnection('connected', url);
         showProblem(null);
         c.subscribe(topicFilters(settings), { qos: 0 }, (err, granted) => {
@@ -83,15 +91,29 @@ function connect() {
         if (!board.handle(settings.prefix, topic, payload))
             panel.handle(topic, payload);
     });
-    c.on('reconnect', () => c === client && showConnection('reconnecting', url));
-    c.on('offline', () => c === client && showConnection('offline', url));
     c.on('error', (err) => {
         if (c !== client)
             return;
-        // Refusals (bad user name or password, not authorised) do not get better by retrying.
-        showProblem(`Connection error: ${err.message || err}`);
+        lastError = err.message || String(err);
+        showProblem(`Connection error: ${lastError}`);
         showConnection('error', url);
     });
+    c.on('close', () => {
+        if (c !== client)
+            return;
+        if (wasConnected) {
+            wasConnected = false;
+            showProblem(`Lost the connection to ${url}; trying again every 3 s.`);
+        } else {
+            failures++;
+            const tries = `${failures} ${failures === 1 ? 'try' : 'tries'}`;
+            showProblem(lastError
+                ? `Cannot connect to ${url} (${tries}): ${lastError}. Check user and password below.`
+                : `Cannot connect to ${url} (${tries}). Is the broker running? Check the settings below.`);
+        }
+        showConnection('offline', url);
+    });
+    c.on('reconnect', () => c === client && showConnection('reconnecting', url));
 }
 
 /** Fills the settings form from `s`. */
