@@ -29,8 +29,8 @@ export class DeviceChart {
                 { label: 'humidity %', scale: 'h', stroke: HUM_COLOUR, width: 2 },
             ],
             axes: [
-                { stroke: '#666', grid: { stroke: '#eee' }, values: timeLabels },
-                { scale: 't', stroke: TEMP_COLOUR, size: 44, grid: { stroke: '#eee' },
+                { stroke: '#666', grid: { stroke: '#eee' }, values: timeLabels, size: 30 },
+                { scale: 't', stroke: TEMP_COLOUR, size: 52, grid: { stroke: '#eee' },
                   values: (u, ticks) => ticks.map((v) => `${v}°`) },
                 { scale: 'h', side: 1, stroke: HUM_COLOUR, size: 52, grid: { show: false },
                   values: (u, ticks) => ticks.map((v) => `${v}%`) },
