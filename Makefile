@@ -10,7 +10,8 @@
 #   make clean      remove every build directory
 #
 # Stages of `make test`, each also a target of its own (make test-asan, ...):
-#   test-unit         gcc release build (build/), cmocka unit tests through ctest
+#   test-unit         gcc release build (build/), cmocka unit tests through ctest; the
+#                     dashboard's JavaScript unit tests (web/tests, node --test)
 #   test-clang        clang -Wall -Wextra -Werror build (build-clang/), build only
 #   test-integration  pytest tests/integration against build/midge (the dashboard's browser
 #                     test included: it needs web/dist and tests/js/node_modules, made first)
@@ -102,6 +103,8 @@ need_broker = @test -x $(1)/midge || { echo "$(1)/midge was not built (no src/ma
 
 test-unit: build-release
 	ctest --test-dir build --output-on-failure -j $(JOBS) --output-junit junit-unit.xml
+	cd web && node --test --test-reporter=spec --test-reporter-destination=stdout \
+	    --test-reporter=junit --test-reporter-destination=../build/junit-web.xml tests/*.test.mjs
 
 test-clang: build-clang/CMakeCache.txt
 	cmake --build build-clang -j $(JOBS)

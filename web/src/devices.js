@@ -1,51 +1,10 @@
 // devices.js - what the page knows of each device, built from its three topics
 // (PREFIX/<id>/reading, PREFIX/<id>/status, PREFIX/<id>/error; see README, midge-sensor),
-// and the card that shows it. Payloads come from the network: they are checked before use
-// and only ever put in the page as text.
+// and the card that shows it. Payloads are checked by payloads.js and only ever put in the
+// page as text.
 
 import { DeviceChart, HISTORY_SECONDS } from './chart.js';
-
-/** A reading payload as numbers, or an Error saying what is wrong with it. */
-export function parseReading(text) {
-    let r;
-    try {
-        r = JSON.parse(text);
-    } catch {
-        return new Error('reading is not JSON');
-    }
-    if (typeof r !== 'object' || r === null)
-        return new Error('reading is not a JSON object');
-    const ms = typeof r.ts === 'string' ? Date.parse(r.ts) : NaN;
-    if (Number.isNaN(ms))
-        return new Error('reading has no valid "ts"');
-    if (!Number.isFinite(r.temperature_c) || !Number.isFinite(r.humidity_pct))
-        return new Error('reading lacks numeric "temperature_c" and "humidity_pct"');
-    return { ms, temperature: r.temperature_c, humidity: r.humidity_pct, seq: r.seq };
-}
-
-/** An error payload as {ms, text}; a payload that is not the expected JSON is shown as is. */
-export function parseError(text) {
-    try {
-        const e = JSON.parse(text);
-        const ms = Date.parse(e.ts);
-        if (typeof e.error === 'string')
-            return { ms: Number.isNaN(ms) ? Date.now() : ms, text: e.error };
-    } catch {
-        // fall through: show the raw text
-    }
-    return { ms: Date.now(), text: text.slice(0, 200) };
-}
-
-/** "4 s", "3 min", "2 h 05 min": how long ago `ms` was. */
-export function formatAge(ms, now = Date.now()) {
-    const s = Math.max(0, Math.round((now - ms) / 1000));
-    if (s < 60)
-        return `${s} s`;
-    if (s < 3600)
-        return `${Math.floor(s / 60)} min`;
-    const m = Math.floor(s / 60) % 60;
-    return `${Math.floor(s / 3600)} h ${String(m).padStart(2, '0')} min`;
-}
+import { formatAge, parseError, parseReading, parseTopic } from './payloads.js';
 
 /** A small element with a class and optional text. */
 function el(tag, className, text) {
@@ -196,12 +155,10 @@ export class DeviceBoard {
 
     /** Handles a message on PREFIX/<id>/<kind>; returns false when the topic is not one of ours. */
     handle(prefix, topic, payload) {
-        if (!topic.startsWith(prefix + '/'))
+        const t = parseTopic(prefix, topic);
+        if (!t)
             return false;
-        const rest = topic.slice(prefix.length + 1).split('/');
-        if (rest.length !== 2 || rest[0] === '')
-            return false;
-        const [id, kind] = rest;
+        const { id, kind } = t;
         const text = new TextDecoder().decode(payload);
         if (kind === 'reading') {
             const r = parseReading(text);
