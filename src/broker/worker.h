@@ -62,6 +62,11 @@ typedef struct worker {
     int index;
     struct broker *b;
     pthread_t thread;
+    /* Held by the worker for its whole loop turn, released only while it waits for events.
+     * Everything the worker owns (connections, sessions, its batches) is touched only by
+     * the holder: normally the worker itself, and, while it is idle, another worker that
+     * hands it deliveries by running them itself (push_outgoing) instead of waking it. */
+    pthread_mutex_t run_lock;
     loop_t loop;
     int efd;
     pthread_mutex_t inbox_lock;
