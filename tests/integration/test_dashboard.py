@@ -66,7 +66,7 @@ def test_dashboard_shows_sensor_readings_and_its_will(broker_factory, capsys):
         r = subprocess.run(["node", os.path.join(JS_DIR, "dashboard_check.js"),
                             f"http://127.0.0.1:{ws_port}/", ",".join(DEVICES), str(sensor.pid),
                             ARTIFACTS],
-                           capture_output=True, text=True, timeout=60,
+                           capture_output=True, text=True, timeout=50,
                            env={**os.environ, "CHROMIUM": CHROMIUM})
         sensor.wait(10)
     finally:

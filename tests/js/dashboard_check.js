@@ -9,7 +9,7 @@
 // saves OUT_DIR/dashboard-offline.png and OUT_DIR/dashboard-phone.png (a phone's viewport);
 // then checks the settings form (a bad value refused, a new topic prefix kept over a reload).
 // Prints one JSON line with what the page showed ({"ok": true, ...}) and exits 0; on any
-// failure prints {"ok": false, "error": ...} and exits 1. Everything is over within 45 s.
+// failure prints {"ok": false, "error": ...} and exits 1. Everything is over within 40 s.
 //
 // CHROMIUM names the browser (default: Debian's /usr/bin/chromium; no browser download).
 'use strict';
@@ -31,7 +31,7 @@ async function finish(result) {
         await browser.close().catch(() => {});
     process.exit(result.ok ? 0 : 1);
 }
-setTimeout(() => finish({ ok: false, error: 'timed out after 45 s' }), 45000).unref();
+setTimeout(() => finish({ ok: false, error: 'timed out after 40 s' }), 40000).unref();
 
 /** What each device's card shows now: {id: {temperature, humidity, status, age}}. */
 function readCards(page) {
