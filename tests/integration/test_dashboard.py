@@ -90,11 +90,12 @@ def test_dashboard_shows_sensor_readings_and_its_will(broker_factory, capsys):
     # The node script killed the sensor (SIGKILL: no clean DISCONNECT, so the will speaks).
     assert sensor.returncode == -signal.SIGKILL, f"sensor exit {sensor.returncode}"
 
-    published = {}
+    published, last = {}, {}
     for m in watcher.drain(0.3):
         doc = json.loads(m.payload)
-        published.setdefault(m.topic.split("/")[1], set()).add(
-            (f"{doc['temperature_c']:.1f}", f"{doc['humidity_pct']:.1f}"))
+        shown = (f"{doc['temperature_c']:.1f}", f"{doc['humidity_pct']:.1f}")
+        published.setdefault(m.topic.split("/")[1], set()).add(shown)
+        last[m.topic.split("/")[1]] = shown
 
     assert sorted(result["online"]) == DEVICES
     for dev in DEVICES:
@@ -110,6 +111,9 @@ def test_dashboard_shows_sensor_readings_and_its_will(broker_factory, capsys):
         assert result["offline"][dev]["status"] == "offline"
         after = result["offline"][dev]
         assert (after["temperature"], after["humidity"]) in published[dev]
+        # Reloaded with the sensor dead: the retained last reading and the retained will.
+        again = result["reloaded"][dev]
+        assert (again["temperature"], again["humidity"], again["status"]) == (*last[dev], "offline")
 
     assert result["readingMs"] < 8000, f"first readings took {result['readingMs']} ms"
     assert result["offlineMs"] < 5000, f"offline took {result['offlineMs']} ms after SIGKILL"

@@ -6,7 +6,8 @@
 // each device of DEVICES (comma-separated ids) has a card with a reading, then saves
 // OUT_DIR/dashboard.png; sends SIGKILL to SENSOR_PID (the midge-sensor process publishing
 // for those devices) and waits until every card says offline (the sensor's will), then
-// saves OUT_DIR/dashboard-offline.png and OUT_DIR/dashboard-phone.png (a phone's viewport);
+// saves OUT_DIR/dashboard-offline.png; reloads the page (the cards come back from the retained
+// readings and statuses alone) and saves OUT_DIR/dashboard-phone.png (a phone's viewport);
 // then checks the settings form (a bad value refused, a new topic prefix kept over a reload).
 // Prints one JSON line with what the page showed ({"ok": true, ...}) and exits 0; on any
 // failure prints {"ok": false, "error": ...} and exits 1. Everything is over within 40 s.
@@ -122,6 +123,11 @@ async function main() {
     const offline = await readCards(page);
     await page.screenshot({ path: path.join(outDir, 'dashboard-offline.png'), fullPage: true });
 
+    // With no sensor left, a new page can only fill its cards from the retained messages.
+    await page.reload({ timeout: STEP_MS });
+    await waitCards(page, devices, 'offline');
+    const reloaded = await readCards(page);
+
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(300); // the charts follow their cards' new width
     const phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -129,8 +135,8 @@ async function main() {
 
     const settings = await checkSettings(page);
 
-    await finish({ ok: true, connectedMs, readingMs, offlineMs, online, offline, broker, phoneOverflow,
-        settings, problems, screenshot: shot });
+    await finish({ ok: true, connectedMs, readingMs, offlineMs, online, offline, reloaded, broker,
+        phoneOverflow, settings, problems, screenshot: shot });
 }
 
 main().catch((e) => finish({ ok: false, error: String(e && e.stack || e) }));
