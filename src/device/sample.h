@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SENSOR_ERROR_MAX 128 /* an error text, NUL included; longer ones are cut */
+#define SENSOR_ERROR_MAX 200 /* an error text, NUL included; longer ones are cut */
 #define SENSOR_ID_MAX 64     /* a device id, NUL included */
 
 /* A sample as taken: values in tenths (the DHT22's 0.1 resolution), kept exactly so the

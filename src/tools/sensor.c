@@ -287,8 +287,8 @@ static long read_small_file(const char *path, char *buf, size_t cap, char *err, 
         int e = errno;
         size_t pn = strlen(path);
         /* keep the end of a long path: the file's name is what tells */
-        snprintf(err, errcap, "%s%s: %s", pn > 80 ? "..." : "", pn > 80 ? path + pn - 77 : path,
-                 strerror(e));
+        snprintf(err, errcap, "%s%s: %s", pn > 150 ? "..." : "",
+                 pn > 150 ? path + pn - 147 : path, strerror(e));
         if (fd >= 0)
             close(fd);
         return -1;
