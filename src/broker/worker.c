@@ -603,7 +603,8 @@ static void handle_pending(worker_t *w)
 
 /* ---- accepting ------------------------------------------------------------------- */
 
-/* The peer's address as "host:port" ("unix" for a unix socket). */
+/* The peer's address as "host:port", "[v6 host]:port" (as a PROXY header's source is
+ * written, conn.c), or "unix" for a unix socket. */
 static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -620,7 +621,7 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outle
         snprintf(out, outlen, "unix");
         return;
     }
-    snprintf(out, outlen, "%s:%u", host, port);
+    snprintf(out, outlen, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 /* Over a connection limit? Counts the socket in when not. As Mosquitto does, a

@@ -6,6 +6,7 @@ The listener options need the broker side of issue 5's listeners (the lead's int
 parsing itself is covered by tests/unit/test_config.c.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -434,6 +435,7 @@ def test_socket_domain_ipv6(broker_factory):
     assert try_connect(at("127.0.0.1", p_v4), "v4") is not None
     assert refused("::1", p_v4)
     assert b.alive()
+    assert re.search(r"New client connected from \[::1\]:\d+ as v6-", b.log()), b.log()
 
 
 def test_accept_protocol_versions_5_only(broker_factory):
