@@ -26,13 +26,10 @@
 
 #define INBOX_BATCH 8192 /* items handled per turn before the sockets get their turn */
 #define TICK_MS 250
-/* Backpressure (DESIGN.md, "Fairness"): when a worker has more than BACKLOG_HIGH items
- * waiting, the other workers stop reading from the connections that are flooding (those
- * whose last read filled its budget) until every backlog is under BACKLOG_LOW. TCP then
- * slows those publishers down; quiet clients keep being read. */
-#define BACKLOG_HIGH 65536
-#define BACKLOG_LOW 16384
-
+/* Backpressure (DESIGN.md, "Fairness"): when a worker has more than thread_backlog_limit
+ * items waiting, the other workers stop reading from the connections that are flooding
+ * (those whose last read filled its budget) until every backlog is under a quarter of it.
+ * TCP then slows those publishers down; quiet clients keep being read. */
 static int vec_push(item_vec_t *v, const inbox_item_t *it)
 {
     if (v->len == v->cap) {
@@ -664,7 +661,8 @@ static void handle_pending(worker_t *w)
 
 /* ---- accepting ------------------------------------------------------------------- */
 
-/* The peer's address as "host:port" ("unix" for a unix socket). */
+/* The peer's address as "host:port", "[v6 host]:port" (as a PROXY header's source is
+ * written, conn.c), or "unix" for a unix socket. */
 static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outlen)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -681,7 +679,7 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outle
         snprintf(out, outlen, "unix");
         return;
     }
-    snprintf(out, outlen, "%s:%u", host, port);
+    snprintf(out, outlen, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 /* Over a connection limit? Counts the socket in when not. As Mosquitto does, a
@@ -764,6 +762,7 @@ static void pause_conn(worker_t *w, conn_t *c)
     }
     w->paused[w->npaused++] = conn_ref(c);
     c->paused = true;
+    atomic_fetch_add_explicit(&w->stats.paused, 1, memory_order_relaxed);
     conn_update_events(c);
 }
 
@@ -824,7 +823,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->run_lock);
         int n = loop_wait(&w->loop, evs, 256, timeout);
         pthread_mutex_lock(&w->run_lock);
-        bool congested = max_backlog(b) > BACKLOG_HIGH;
+        bool congested = max_backlog(b) > b->cfg.thread_backlog_limit;
         for (int i = 0; i < n; i++) {
             int kind = *(int *)evs[i].handler;
             if (kind == HANDLER_CONN) {
@@ -846,7 +845,7 @@ static void *worker_main(void *arg)
         handle_pending(w);
         push_outgoing(w);
         flush_dirty(w);
-        if (w->npaused && max_backlog(b) < BACKLOG_LOW)
+        if (w->npaused && max_backlog(b) < b->cfg.thread_backlog_limit / 4)
             resume_paused(w);
         now = loop_now_ms();
         if (now >= w->next_tick_ms) {

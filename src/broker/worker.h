@@ -54,6 +54,7 @@ typedef struct item_vec {
 typedef struct worker_stats {
     atomic_uint_fast64_t msgs_received, msgs_sent, bytes_received, bytes_sent;
     atomic_uint_fast64_t msgs_dropped, protocol_errors, connections;
+    atomic_uint_fast64_t paused; /* reads paused for backpressure (a connection, a time) */
 } worker_stats_t;
 
 /* Bytes read from one socket per loop turn: its fair share, and the size of the worker's

@@ -126,12 +126,14 @@ static int parse_url(cli_t *c, const char *url)
         return 1;
     char *s = c->url_buf;
     char *slash = strchr(s, '/');
-    if (!slash || !slash[1]) {
+    if ((!slash || !slash[1]) && c->tool != CLI_SENSOR) {
         cli_error(c, "Invalid URL for -L argument specified - topic missing.");
         return 1;
     }
-    *slash = 0;
-    if (c->ntopics < CLI_MAX_TOPICS)
+    /* midge-sensor: the path, when there is one, is the topic prefix */
+    if (slash)
+        *slash = 0;
+    if (slash && slash[1] && c->ntopics < CLI_MAX_TOPICS)
         c->topics[c->ntopics++] = slash + 1;
     char *at = strrchr(s, '@');
     if (at) {
@@ -218,9 +220,26 @@ static int parse_property(cli_t *c, int argc, char **argv, int *i)
 
 int cli_parse(cli_t *c, int tool, int argc, char **argv)
 {
+    return cli_parse_with(c, tool, NULL, argc, argv);
+}
+
+/* Whether option a is one of the tool's own that take a value. */
+static bool extra_takes_value(const cli_extra_t *extra, const char *a)
+{
+    for (int k = 0; extra && extra->with_value[k]; k++)
+        if (!strcmp(a, extra->with_value[k]))
+            return true;
+    return false;
+}
+
+int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char **argv)
+{
     memset(c, 0, sizeof *c);
     c->tool = tool;
-    c->name = tool == CLI_PUB ? "midge-pub" : tool == CLI_SUB ? "midge-sub" : "midge-rr";
+    c->name = tool == CLI_PUB   ? "midge-pub"
+              : tool == CLI_SUB ? "midge-sub"
+              : tool == CLI_RR  ? "midge-rr"
+                                : "midge-sensor";
     midge_options_init(&c->o);
     /* mosquitto_rr defaults to MQTT 5.0: request/response needs its properties */
     c->o.version = tool == CLI_RR ? MIDGE_MQTT_V5 : MIDGE_MQTT_V311;
@@ -233,7 +252,8 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     const char *id_prefix = NULL;
     bool clean = true;
     bool sub = tool == CLI_SUB;
-    bool pub = tool == CLI_PUB, rr = tool == CLI_RR;
+    bool pub = tool == CLI_PUB, rr = tool == CLI_RR, sensor = tool == CLI_SENSOR;
+    c->qos = sensor ? 1 : 0; /* a sensor's readings should arrive: QoS 1 unless -q */
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -282,6 +302,20 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
                                            "-e",
                                            NULL};
         const char *v = NULL;
+        if (extra_takes_value(extra, a)) {
+            if (i + 1 >= argc) {
+                cli_error(c, "%s argument given but no value specified.", a);
+                return 1;
+            }
+            v = argv[++i];
+        }
+        if (extra) {
+            int r = extra->option(c, a, v, extra->ud);
+            if (r >= 0)
+                return r;
+            if (r == CLI_EXTRA_HANDLED)
+                continue;
+        }
         for (int k = 0; with_value[k]; k++)
             if (!strcmp(a, with_value[k])) {
                 if (i + 1 >= argc) {
@@ -352,28 +386,28 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
             c->debug = true;
         } else if (!strcmp(a, "--quiet")) {
             c->quiet = true;
-        } else if (!strcmp(a, "-t")) {
+        } else if (!sensor && !strcmp(a, "-t")) {
             if (c->ntopics == CLI_MAX_TOPICS) {
                 cli_error(c, "too many topics");
                 return 1;
             }
             c->topics[c->ntopics++] = v;
-        } else if (!strcmp(a, "--will-topic")) {
+        } else if (!sensor && !strcmp(a, "--will-topic")) {
             if (!*v || strpbrk(v, "+#")) {
                 cli_error(c, "Invalid will topic '%s', does it contain '+' or '#'?", v);
                 return 1;
             }
             c->o.will_topic = v;
-        } else if (!strcmp(a, "--will-payload")) {
+        } else if (!sensor && !strcmp(a, "--will-payload")) {
             c->o.will_payload = (const uint8_t *)v;
             c->o.will_payload_len = strlen(v);
-        } else if (!strcmp(a, "--will-qos")) {
+        } else if (!sensor && !strcmp(a, "--will-qos")) {
             if (!parse_long(v, 0, 2, &n)) {
                 cli_error(c, "Invalid will QoS %s.", v);
                 return 1;
             }
             c->o.will_qos = (int)n;
-        } else if (!strcmp(a, "--will-retain")) {
+        } else if (!sensor && !strcmp(a, "--will-retain")) {
             c->o.will_retain = true;
         } else if (!strcmp(a, "--nodelay")) {
             /* TCP_NODELAY is always on */
@@ -408,19 +442,19 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         } else if (!strcmp(a, "--proxy")) {
             cli_error(c, "--proxy (SOCKS) is not supported by %s.", c->name);
             return 1;
-        } else if (!sub && !strcmp(a, "-m")) {
+        } else if ((pub || rr) && !strcmp(a, "-m")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_M;
             c->message = v;
-        } else if (!sub && !strcmp(a, "-f")) {
+        } else if ((pub || rr) && !strcmp(a, "-f")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_FILE;
             c->file = v;
-        } else if (!sub && !strcmp(a, "-s")) {
+        } else if ((pub || rr) && !strcmp(a, "-s")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_STDIN;
         } else if (pub && !strcmp(a, "-l")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_LINES;
-        } else if (!sub && !strcmp(a, "-n")) {
+        } else if ((pub || rr) && !strcmp(a, "-n")) {
             c->msg_mode = c->msg_mode ? -1 : CLI_MSG_NULL;
-        } else if (pub && !strcmp(a, "-r")) {
+        } else if ((pub || sensor) && !strcmp(a, "-r")) {
             c->retain = true;
         } else if (pub && !strcmp(a, "--repeat")) {
             if (!parse_long(v, 1, 1000000000L, &c->repeat)) {
@@ -440,7 +474,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
         } else if (sub && !strcmp(a, "-U")) {
             if (c->nunsub < CLI_MAX_TOPICS)
                 c->unsub[c->nunsub++] = v;
-        } else if (sub && !strcmp(a, "-C")) {
+        } else if ((sub || sensor) && !strcmp(a, "-C")) {
             if (!parse_long(v, 1, 2147483647L, &c->count)) {
                 cli_error(c, "Invalid message count \"%s\".", v);
                 return 1;
@@ -542,7 +576,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     if (id_prefix) {
         snprintf(c->id_buf, sizeof c->id_buf, "%s%ld", id_prefix, (long)getpid());
         c->o.client_id = c->id_buf;
-    } else if (!c->o.client_id) {
+    } else if (!c->o.client_id && !sensor) { /* midge-sensor names its devices itself */
         snprintf(c->id_buf, sizeof c->id_buf, "%s_%ld",
                  sub   ? "midge_sub"
                  : pub ? "midge_pub"
@@ -556,7 +590,7 @@ int cli_parse(cli_t *c, int tool, int argc, char **argv)
     }
     if (c->connect_props.user_count)
         c->o.connect_props = &c->connect_props;
-    if (c->o.will_topic)
+    if (c->o.will_topic || sensor)
         c->o.will_props = &c->will_props;
     c->o.clean_start = clean;
     /* -c without -x: the session never expires, as mosquitto does. */
@@ -595,15 +629,27 @@ void cli_free(cli_t *c)
     c->url_buf = NULL;
     midge_transport_free(c->transport);
     c->transport = NULL;
+    c->transport_made = false;
 }
 
 int cli_connect(cli_t *c, midge_client_t **out)
 {
+    return cli_connect_with(c, &c->o, out);
+}
+
+int cli_connect_with(cli_t *c, const midge_options_t *opts, midge_client_t **out)
+{
     midge_client_t *cl;
     *out = NULL;
-    if (make_transport(c))
-        return 1;
-    if (midge_client_new(&c->o, &cl)) {
+    if (!c->transport_made) {
+        if (make_transport(c))
+            return 1;
+        c->transport_made = true;
+    }
+    midge_options_t o = *opts;
+    o.host = c->o.host; /* --unix puts the socket's path there */
+    o.transport = c->o.transport;
+    if (midge_client_new(&o, &cl)) {
         cli_error(c, "could not create the client (bad will or options).");
         return 1;
     }
@@ -639,7 +685,7 @@ int cli_connect(cli_t *c, midge_client_t **out)
         return 1;
     }
     if (c->debug)
-        printf("Client %s received CONNACK (%u)\n", c->o.client_id, reason);
+        printf("Client %s received CONNACK (%u)\n", o.client_id, reason);
     *out = cl;
     return 0;
 }

@@ -1,4 +1,5 @@
-/* cli.h - the command line shared by midge-pub, midge-sub and midge-rr (src/tools/).
+/* cli.h - the command line shared by midge-pub, midge-sub, midge-rr and midge-sensor
+ * (src/tools/).
  *
  * Parses mosquitto_pub/mosquitto_sub/mosquitto_rr's options (same letters, meanings and error
  * exits) into a midge_options_t plus what each tool needs, and connects with the blocking API,
@@ -15,11 +16,11 @@
 
 #define CLI_MAX_TOPICS 128
 
-enum { CLI_PUB, CLI_SUB, CLI_RR };
+enum { CLI_PUB, CLI_SUB, CLI_RR, CLI_SENSOR };
 enum { CLI_MSG_NONE, CLI_MSG_M, CLI_MSG_FILE, CLI_MSG_STDIN, CLI_MSG_LINES, CLI_MSG_NULL };
 
 typedef struct cli {
-    int tool;          /* CLI_PUB, CLI_SUB or CLI_RR */
+    int tool;          /* CLI_PUB, CLI_SUB, CLI_RR or CLI_SENSOR */
     const char *name;  /* "midge-pub" */
     midge_options_t o; /* host, port, version, ids, will... */
     char id_buf[128];
@@ -35,6 +36,7 @@ typedef struct cli {
     const char *unix_path;
     const char *ws_path;          /* --ws-path; NULL: /mqtt */
     midge_transport_t *transport; /* made by cli_connect; freed by cli_free */
+    bool transport_made;          /* the first cli_connect made it (or found none needed) */
     /* -D: MQTT 5.0 properties of CONNECT, PUBLISH and the will */
     bool has_props;
     midge_props_t connect_props, publish_props, will_props;
@@ -43,7 +45,7 @@ typedef struct cli {
     int msg_mode;
     const char *message;
     const char *file;
-    bool retain;
+    bool retain; /* pub, sensor: -r */
     long repeat;
     double repeat_delay;
     /* sub */
@@ -51,7 +53,7 @@ typedef struct cli {
     size_t nfilter_out;
     const char *unsub[CLI_MAX_TOPICS];
     size_t nunsub;
-    long count;   /* -C, 0: unlimited */
+    long count;   /* -C (sub, sensor), 0: unlimited */
     long timeout; /* -W seconds, 0: none */
     bool verbose, no_eol, no_retained, exit_after_sub, retained_only, remove_retained;
     bool pretty; /* --pretty: %j/%J as cJSON_Print lays it out (tabs, one member a line) */
@@ -64,9 +66,31 @@ typedef struct cli {
  * --help, 1 after an error, which is printed as one line on stderr). */
 int cli_parse(cli_t *c, int tool, int argc, char **argv);
 
+/* A tool's own options (midge-sensor's), offered to it before the shared ones. */
+enum { CLI_EXTRA_HANDLED = -1, CLI_EXTRA_NOT_MINE = -2 };
+typedef struct cli_extra {
+    const char *const *with_value; /* its options that take a value; NULL-terminated */
+    /* Option a with its value v (NULL for a flag): returns CLI_EXTRA_HANDLED,
+     * CLI_EXTRA_NOT_MINE, or an exit status (0 after its --help, 1 after an error it
+     * printed with cli_error). */
+    int (*option)(struct cli *c, const char *a, const char *v, void *ud);
+    void *ud;
+} cli_extra_t;
+
+/* cli_parse with a tool's own options (extra may be NULL). With CLI_SENSOR: -r and -C are
+ * allowed, -q defaults to 1, -L needs no topic (a path is the topic prefix, in topics[0]),
+ * -t and the --will options are refused (the tool sets the will), and no client id is
+ * made up (o.client_id stays NULL without -i). */
+int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char **argv);
+
 /* Create the client and connect (blocking). Returns 0 with *out set, or the exit status
  * after printing one line: the CONNACK code when refused, 1 when unreachable. */
 int cli_connect(cli_t *c, midge_client_t **out);
+
+/* cli_connect with other options than c->o (another client id, a will), for a tool that
+ * opens several connections; host and transport still come from c (one transport, made
+ * on the first call, shared by all). */
+int cli_connect_with(cli_t *c, const midge_options_t *opts, midge_client_t **out);
 
 /* Free what cli_parse and cli_connect allocated (after midge_client_free). */
 void cli_free(cli_t *c);
