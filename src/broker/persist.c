@@ -63,8 +63,8 @@ uint64_t persist_msg(broker_t *b, message_t *m)
     return nid;
 }
 
-static uint64_t store_delivery(broker_t *b, session_t *s, message_t *m, uint8_t qos,
-                               bool retain, const uint32_t *sub_ids, uint8_t nsub)
+static uint64_t store_delivery(broker_t *b, session_t *s, message_t *m, uint8_t qos, bool retain,
+                               const uint32_t *sub_ids, uint8_t nsub)
 {
     store_delivery_row_t r = {.id = store_new_id(b->store),
                               .client_id = s->client_id,
@@ -112,8 +112,7 @@ void persist_delivery_drop(broker_t *b, uint64_t id, message_t *m)
 {
     if (!id)
         return;
-    store_delivery_del(b->store, id,
-                       atomic_load_explicit(&m->store_id, memory_order_relaxed));
+    store_delivery_del(b->store, id, atomic_load_explicit(&m->store_id, memory_order_relaxed));
     touched = true;
 }
 
@@ -236,8 +235,8 @@ static int on_msg(void *ctx, const store_msg_row_t *r)
 {
     restore_ctx_t *rc = ctx;
     restored_msg_t *e = malloc(sizeof(*e));
-    message_t *m = message_new(r->topic, r->topic_len, r->props, r->props_len, r->payload,
-                               r->payload_len);
+    message_t *m =
+        message_new(r->topic, r->topic_len, r->props, r->props_len, r->payload, r->payload_len);
     if (!e || !m) {
         free(e);
         message_unref(m);
@@ -402,8 +401,7 @@ static void end_expired_sessions(broker_t *b, int64_t now)
     {
         if (s->expiry != SESSION_NEVER_EXPIRES &&
             now - s->offline_since_ms >= (int64_t)s->expiry * 1000) {
-            log_msg(LOG_INFO, "Client %s: session expired while the broker was down",
-                    s->client_id);
+            log_msg(LOG_INFO, "Client %s: session expired while the broker was down", s->client_id);
             worker_session_end(&b->workers[atomic_load(&s->owner)], s);
         }
     }

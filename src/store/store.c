@@ -166,7 +166,7 @@ struct store {
     bool stop;         /* under lock */
     store_done_fn done;
     void *done_arg;
-    bool failing; /* the last transaction failed (logged once until one succeeds) */
+    bool failing;             /* the last transaction failed (logged once until one succeeds) */
     int64_t alive_written_ms; /* last alive_ms committed */
 };
 
@@ -233,8 +233,8 @@ static int migrate(store_t *st, int from, char *err, size_t errlen)
             exec(st->db, "ROLLBACK");
             return -1;
         }
-        log_msg(LOG_NOTICE, "persistence file %s: schema migrated from version %d to %d",
-                st->path, v, v + 1);
+        log_msg(LOG_NOTICE, "persistence file %s: schema migrated from version %d to %d", st->path,
+                v, v + 1);
     }
     return 0;
 }
@@ -246,8 +246,10 @@ static int check_file(store_t *st, char *err, size_t errlen)
     int rc;
     int64_t appid = query_int(st->db, "PRAGMA application_id", &rc);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "persistence file %s is not a Midge database (%s); refusing "
-                 "to use or overwrite it", st->path, sqlite3_errstr(rc));
+        snprintf(err, errlen,
+                 "persistence file %s is not a Midge database (%s); refusing "
+                 "to use or overwrite it",
+                 st->path, sqlite3_errstr(rc));
         return -1;
     }
     int64_t ntables = query_int(st->db, "SELECT count(*) FROM sqlite_schema", &rc);
@@ -260,14 +262,17 @@ static int check_file(store_t *st, char *err, size_t errlen)
     if (appid == 0 && ntables == 0 && version == 0)
         return create_schema(st, err, errlen);
     if (appid != STORE_APPLICATION_ID) {
-        snprintf(err, errlen, "persistence file %s is an SQLite database of another "
+        snprintf(err, errlen,
+                 "persistence file %s is an SQLite database of another "
                  "application (application_id %lld); refusing to use or overwrite it",
                  st->path, (long long)appid);
         return -1;
     }
     if (version > STORE_SCHEMA_VERSION || version < 0) {
-        snprintf(err, errlen, "persistence file %s has schema version %lld, newer than this "
-                 "Midge's %d", st->path, (long long)version, STORE_SCHEMA_VERSION);
+        snprintf(err, errlen,
+                 "persistence file %s has schema version %lld, newer than this "
+                 "Midge's %d",
+                 st->path, (long long)version, STORE_SCHEMA_VERSION);
         return -1;
     }
     sqlite3_stmt *s = NULL;
@@ -276,8 +281,10 @@ static int check_file(store_t *st, char *err, size_t errlen)
     if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
         res = (const char *)sqlite3_column_text(s, 0);
     if (!res || strcmp(res, "ok") != 0) {
-        snprintf(err, errlen, "persistence file %s is corrupt (%s); refusing to use or "
-                 "overwrite it", st->path, res ? res : sqlite3_errmsg(st->db));
+        snprintf(err, errlen,
+                 "persistence file %s is corrupt (%s); refusing to use or "
+                 "overwrite it",
+                 st->path, res ? res : sqlite3_errmsg(st->db));
         sqlite3_finalize(s);
         return -1;
     }
@@ -314,9 +321,8 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
     snprintf(st->path, sizeof(st->path), "%s", o->path);
     st->periodic = o->periodic;
     st->autosave_interval = o->autosave_interval ? o->autosave_interval : 1;
-    int rc = sqlite3_open_v2(o->path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        o->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "persistence file %s cannot be opened: %s", o->path,
                  st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -326,7 +332,6 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
     sqlite3_busy_timeout(st->db, 2000);
     if (check_file(st, err, errlen) < 0)
         goto fail;
-    char *mode = NULL;
     if (exec(st->db, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
         exec(st->db, o->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") !=
             SQLITE_OK) {
@@ -334,7 +339,6 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
                  sqlite3_errmsg(st->db));
         goto fail;
     }
-    (void)mode;
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
                                NULL) != SQLITE_OK) {
@@ -625,8 +629,7 @@ int store_session_del(store_t *st, const char *client_id, size_t len)
 
 int store_sub_put(store_t *st, const store_sub_row_t *r)
 {
-    ev_t *e = ev_new(EV_SUB_PUT, r->client_id, r->client_id_len, r->filter, r->filter_len, NULL,
-                     0);
+    ev_t *e = ev_new(EV_SUB_PUT, r->client_id, r->client_id_len, r->filter, r->filter_len, NULL, 0);
     if (!e)
         return -1;
     e->qos = r->qos;
@@ -804,8 +807,8 @@ static int apply_session_put(store_t *st, const ev_t *e)
 /* Deleting a session may leave messages nothing refers to: collected after the batch. */
 static int apply_session_del(store_t *st, const ev_t *e, bool *gc_all)
 {
-    static const enum stmt_id order[] = {ST_SESSION_DEL, ST_SESSION_DEL_SUBS,
-                                         ST_SESSION_DEL_DLVS, ST_SESSION_DEL_RX};
+    static const enum stmt_id order[] = {ST_SESSION_DEL, ST_SESSION_DEL_SUBS, ST_SESSION_DEL_DLVS,
+                                         ST_SESSION_DEL_RX};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         sqlite3_stmt *s = st->st[order[i]];
         bind_text(s, 1, e->s[0], e->n[0]);
@@ -978,8 +981,10 @@ static int commit_batch(store_t *st, ev_t *batch)
         return 0;
     }
     if (!st->failing)
-        log_msg(LOG_ERR, "Error: persistence file %s: commit failed: %s; QoS 1/2 messages "
-                "that cannot be stored are refused", st->path, sqlite3_errmsg(st->db));
+        log_msg(LOG_ERR,
+                "Error: persistence file %s: commit failed: %s; QoS 1/2 messages "
+                "that cannot be stored are refused",
+                st->path, sqlite3_errmsg(st->db));
     st->failing = true;
     exec(st->db, "ROLLBACK");
     return -1;
