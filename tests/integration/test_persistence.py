@@ -136,6 +136,28 @@ def test_retained_sessions_subscriptions_and_queue_survive(store, how):
     r.expect_no_message(0.3)
 
 
+def test_unsubscribe_and_clean_start_survive_kill(store):
+    b = store.start()
+    c = v5_session(b, "u")
+    c.subscribe("keep/#", qos=1)
+    c.subscribe("drop/#", qos=1)
+    assert c.unsubscribe("drop/#") is not None
+    c.disconnect()
+    gone = Client(b, "gone", V311, clean=False)
+    gone.subscribe("keep/#", qos=1)
+    gone.disconnect()
+    Client(b, "gone", V311, clean=True).disconnect()  # clean session: the old one ends
+    b = store.restart("kill")
+    pub = Client(b, "pub", V5)
+    pub.publish("drop/1", b"no", qos=1)
+    pub.publish("keep/1", b"yes", qos=1)
+    c = v5_session(b, "u")
+    assert c.session_present
+    assert c.expect_message().payload == b"yes"
+    c.expect_no_message(0.3)
+    assert not Client(b, "gone", V311, clean=False).session_present
+
+
 def test_session_and_message_expiry_count_the_downtime(store):
     b = store.start()
     short = v5_session(b, "short", expiry=1)
@@ -232,20 +254,26 @@ def test_inbound_qos2_id_survives_kill(store):
 
 
 class Publisher(threading.Thread):
-    """Publishes numbered messages at `qos` with up to `window` in flight until the broker
-    dies; records the numbers whose PUBACK (QoS 1) or PUBREC (QoS 2) arrived."""
+    """Publishes numbered messages at `qos` with up to `window` in flight, at most `rate` a
+    second (the subscribers must read them all back quickly), until the broker dies; records
+    the numbers whose PUBACK (QoS 1) or PUBREC (QoS 2) arrived."""
 
-    def __init__(self, broker, cid, topic, qos, first, window=10):
+    def __init__(self, broker, cid, topic, qos, first, window=10, rate=5000):
         super().__init__(daemon=True)
         self.c = RawClient(broker, 4)
         self.c.connect(cid, clean=True)
         self.topic, self.qos, self.next, self.window = topic, qos, first, window
+        self.rate, self.first = rate, first
         self.pending = {}  # pid -> number
         self.acked = []
 
     def run(self):
+        t0 = time.monotonic()
         try:
             while True:
+                ahead = self.next - self.first - self.rate * (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead / self.rate)
                 while len(self.pending) < self.window:
                     pid = self.c.publish(self.topic, str(self.next), qos=self.qos)
                     self.pending[pid] = self.next
