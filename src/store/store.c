@@ -27,6 +27,9 @@
 
 #include "broker/log.h"
 
+/* Periodic mode commits early when this many changes wait. */
+#define STORE_PERIODIC_MAX_QUEUED 100000
+
 enum ev_kind {
     EV_MSG_PUT = 1,
     EV_RETAIN_SET,
@@ -163,6 +166,7 @@ struct store {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     ev_t *head, *tail; /* under lock */
+    size_t queued;     /* under lock: events in the queue */
     bool stop;         /* under lock */
     store_done_fn done;
     void *done_arg;
@@ -569,10 +573,12 @@ static int push(store_t *st, ev_t *e)
     else
         st->head = e;
     st->tail = e;
+    size_t queued = ++st->queued;
     pthread_mutex_unlock(&st->lock);
     /* The store thread waits only while the queue is empty: one signal per batch. In
-     * periodic mode it sleeps until the next save anyway. */
-    if (was_empty && !st->periodic)
+     * periodic mode it sleeps until the next save, or until the queue grows too long
+     * (memory stays bounded under a flood). */
+    if (st->periodic ? queued == STORE_PERIODIC_MAX_QUEUED : was_empty)
         pthread_cond_signal(&st->cond);
     return 0;
 }
@@ -1013,7 +1019,7 @@ static void *store_main(void *arg)
     pthread_mutex_lock(&st->lock);
     for (;;) {
         if (st->periodic) {
-            while (!st->stop) {
+            while (!st->stop && st->queued < STORE_PERIODIC_MAX_QUEUED) {
                 if (pthread_cond_timedwait(&st->cond, &st->lock, &due) == ETIMEDOUT)
                     break;
             }
@@ -1024,6 +1030,7 @@ static void *store_main(void *arg)
         bool stop = st->stop;
         ev_t *batch = st->head;
         st->head = st->tail = NULL;
+        st->queued = 0;
         pthread_mutex_unlock(&st->lock);
         handle_batch(st, batch);
         if (st->periodic) {
