@@ -136,10 +136,11 @@ void persist_session(broker_t *b, session_t *s, bool fresh)
     if (fresh && stored)
         store_session_del(b->store, s->client_id, s->client_id_len);
     if (s->expiry == 0) {
+        /* Not kept (it ends with its connection): out of the file, if it was there. */
         if (stored && !fresh)
             store_session_del(b->store, s->client_id, s->client_id_len);
         atomic_store_explicit(&s->stored, false, memory_order_release);
-        touched = true;
+        touched |= stored;
         return;
     }
     store_session_row_t r = {.client_id = s->client_id,
