@@ -298,6 +298,20 @@ static int check_file(store_t *st, char *err, size_t errlen)
     return 0;
 }
 
+/* Switch to WAL; false when SQLite kept another journal mode (a file system without
+ * shared memory, for one): commits would then not survive the way this store promises. */
+static bool wal_mode(sqlite3 *db)
+{
+    sqlite3_stmt *s = NULL;
+    const char *mode = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(s, 0);
+    bool ok = mode && strcmp(mode, "wal") == 0;
+    sqlite3_finalize(s);
+    return ok;
+}
+
 static void store_free(store_t *st)
 {
     for (int i = 0; i < ST_COUNT; i++)
@@ -336,7 +350,7 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
     sqlite3_busy_timeout(st->db, 2000);
     if (check_file(st, err, errlen) < 0)
         goto fail;
-    if (exec(st->db, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
+    if (!wal_mode(st->db) ||
         exec(st->db, o->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") !=
             SQLITE_OK) {
         snprintf(err, errlen, "persistence file %s: cannot set WAL mode: %s", o->path,
