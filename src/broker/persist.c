@@ -453,6 +453,7 @@ int persist_open(broker_t *b)
         return -1;
     }
     end_expired_sessions(b, rc.mono_now);
+    store_release(b->store);
     log_msg(LOG_NOTICE,
             "persistence file %s: %zu retained messages, %zu sessions, %zu subscriptions, "
             "%zu queued or in-flight messages restored (%s mode)",

@@ -159,6 +159,7 @@ struct store {
     sqlite3_stmt *st[ST_COUNT];
     char path[4096];
     bool periodic;
+    bool sync_full;
     uint32_t autosave_interval;
     atomic_uint_fast64_t next_id;
     pthread_t thread;
@@ -312,15 +313,59 @@ static bool wal_mode(sqlite3 *db)
     return ok;
 }
 
-static void store_free(store_t *st)
+static void disconnect_db(store_t *st)
 {
-    for (int i = 0; i < ST_COUNT; i++)
+    for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(st->st[i]);
+        st->st[i] = NULL;
+    }
     if (st->db)
         sqlite3_close(st->db);
+    st->db = NULL;
+}
+
+static void store_free(store_t *st)
+{
+    disconnect_db(st);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     free(st);
+}
+
+/* Open the connection: the file's checks (check: at start-up), WAL, synchronous, the
+ * prepared statements. Returns 0, or -1 with err set and the connection closed. */
+static int connect_db(store_t *st, bool check, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(
+        st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "persistence file %s cannot be opened: %s", st->path,
+                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 2000);
+    if (check && check_file(st, err, errlen) < 0)
+        goto fail;
+    if (!wal_mode(st->db) ||
+        exec(st->db, st->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") !=
+            SQLITE_OK) {
+        snprintf(err, errlen, "persistence file %s: cannot set WAL mode: %s", st->path,
+                 sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "persistence file %s: unexpected schema: %s", st->path,
+                     sqlite3_errmsg(st->db));
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    disconnect_db(st);
+    return -1;
 }
 
 int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen)
@@ -339,32 +384,12 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
     snprintf(st->path, sizeof(st->path), "%s", o->path);
     st->periodic = o->periodic;
     st->autosave_interval = o->autosave_interval ? o->autosave_interval : 1;
-    int rc = sqlite3_open_v2(
-        o->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "persistence file %s cannot be opened: %s", o->path,
-                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-        goto fail;
+    st->sync_full = o->sync_full;
+    if (connect_db(st, true, err, errlen) < 0) {
+        store_free(st);
+        return -1;
     }
-    sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, 2000);
-    if (check_file(st, err, errlen) < 0)
-        goto fail;
-    if (!wal_mode(st->db) ||
-        exec(st->db, o->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") !=
-            SQLITE_OK) {
-        snprintf(err, errlen, "persistence file %s: cannot set WAL mode: %s", o->path,
-                 sqlite3_errmsg(st->db));
-        goto fail;
-    }
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->st[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "persistence file %s: unexpected schema: %s", o->path,
-                     sqlite3_errmsg(st->db));
-            goto fail;
-        }
-    }
+    int rc;
     int64_t maxid = query_int(st->db,
                               "SELECT max(coalesce((SELECT max(id) FROM msgs), 0),"
                               " coalesce((SELECT max(id) FROM deliveries), 0))",
@@ -372,9 +397,6 @@ int store_open(const store_options_t *o, store_t **out, char *err, size_t errlen
     atomic_init(&st->next_id, (uint_fast64_t)(maxid > 0 ? maxid : 0) + 1);
     *out = st;
     return 0;
-fail:
-    store_free(st);
-    return -1;
 }
 
 bool store_is_periodic(const store_t *st)
@@ -512,6 +534,11 @@ static int each_row(store_t *st, const char *sql, row_fn fn, const store_restore
         return -1;
     }
     return 0;
+}
+
+void store_release(store_t *st)
+{
+    disconnect_db(st);
 }
 
 int store_restore(store_t *st, const store_restore_ops_t *ops, void *ctx, int64_t *alive_ms)
@@ -1061,6 +1088,13 @@ static void *store_main(void *arg)
 
 int store_start(store_t *st, store_done_fn done, void *arg)
 {
+    char err[4400];
+    /* A connection of its own, opened here: the one of store_open and store_restore was
+     * closed by store_release, so that none crosses a fork (daemon) with SQLite's locks. */
+    if (!st->db && connect_db(st, false, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERR, "Error: %s", err);
+        return -1;
+    }
     st->done = done;
     st->done_arg = arg;
     if (pthread_create(&st->thread, NULL, store_main, st) != 0)
@@ -1079,12 +1113,18 @@ void store_close(store_t *st)
         pthread_cond_signal(&st->cond);
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->thread, NULL);
-    } else {
-        ev_t *batch = st->head;
-        st->head = st->tail = NULL;
-        handle_batch(st, batch);
+    } else if (st->head) {
+        char err[4400];
+        if (st->db || connect_db(st, false, err, sizeof(err)) == 0) {
+            ev_t *batch = st->head;
+            st->head = st->tail = NULL;
+            handle_batch(st, batch);
+        } else {
+            log_msg(LOG_ERR, "Error: %s; the last changes are lost", err);
+        }
     }
     /* Fold the WAL into the database file: a clean stop leaves one file. */
-    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (st->db)
+        sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     store_free(st);
 }

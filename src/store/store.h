@@ -107,7 +107,11 @@ typedef struct store_restore_ops {
  * then), 0 for a new file. */
 int store_restore(store_t *st, const store_restore_ops_t *ops, void *ctx, int64_t *alive_ms);
 
-/* Start the store thread; done gets the tokens of store_ack. */
+/* Close the start-up connection (after store_restore); store_start opens the thread's own.
+ * Between the two the process may fork (daemon): SQLite's locks do not follow a fork. */
+void store_release(store_t *st);
+
+/* Start the store thread; done gets the tokens of store_ack. Returns 0, or -1 (logged). */
 int store_start(store_t *st, store_done_fn done, void *arg);
 /* Commit what is queued, stop the thread, close the database, free st. NULL is allowed. */
 void store_close(store_t *st);
