@@ -16,7 +16,10 @@ void sensor_sample_set_error(sensor_sample_t *s, int64_t ts_ms, uint32_t seq, co
     s->seq = seq;
     s->temp_dc = 0;
     s->hum_dpct = 0;
-    memcpy(s->error, what, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)what[i];
+        s->error[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
     s->error[n] = 0;
     if (n == 0) /* a failed read always says something */
         memcpy(s->error, "read failed", sizeof "read failed");

@@ -28,7 +28,6 @@
 
 #define MAX_DEVICES 1000
 #define TOPIC_MAX 512
-#define PAYLOAD_MAX 512
 #define INFLIGHT_WINDOW 64      /* samples handed to libmidge per device and not yet acked */
 #define DRAIN_AFTER_COUNT_MS 30000 /* -C done: how long buffered samples may still wait */
 #define SHUTDOWN_WAIT_MS 3000   /* clean exit: wait for the "offline" PUBACK this long */
@@ -340,7 +339,7 @@ static void drain(sensor_t *s, device_t *d)
     const sensor_sample_t *smp;
     while (midge_client_is_connected(d->cl) && midge_client_pending(d->cl) < INFLIGHT_WINDOW &&
            (smp = sensor_ring_peek(&d->ring))) {
-        char payload[PAYLOAD_MAX];
+        char payload[SENSOR_JSON_MAX];
         size_t n = sensor_sample_json(payload, sizeof payload, d->id, smp);
         const char *topic = smp->error[0] ? d->topic_error : d->topic_reading;
         int rc = n ? midge_client_publish(d->cl, topic, payload, n, c->qos, c->retain,

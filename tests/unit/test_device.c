@@ -65,7 +65,7 @@ static void test_error_json_escapes(void **state)
     char b[256];
     assert_true(sensor_sample_json(b, sizeof b, "d\"1", &s) > 0);
     assert_string_equal(b, "{\"device\":\"d\\\"1\",\"ts\":\"1970-01-01T00:00:00.000Z\","
-                           "\"error\":\"bad \\\"value\\\" \\\\ in\\u000afile\",\"seq\":3}");
+                           "\"error\":\"bad \\\"value\\\" \\\\ in file\",\"seq\":3}");
     assert_string_equal(sensor_sample_leaf(&s), "error");
     /* an over-long text is cut, and an empty one still says something */
     char longer[400];
@@ -75,6 +75,14 @@ static void test_error_json_escapes(void **state)
     assert_int_equal(strlen(s.error), SENSOR_ERROR_MAX - 1);
     sensor_sample_set_error(&s, 0, 1, "");
     assert_string_equal(s.error, "read failed");
+    /* the worst case fits SENSOR_JSON_MAX: longest id and error, all of it escaped */
+    char id[SENSOR_ID_MAX], json[SENSOR_JSON_MAX];
+    memset(id, '"', sizeof id - 1);
+    id[sizeof id - 1] = 0;
+    memset(longer, '\\', sizeof longer - 1);
+    sensor_sample_set_error(&s, 253402300799999LL, 4294967295u, longer);
+    size_t n = sensor_sample_json(json, sizeof json, id, &s);
+    assert_int_equal(n, SENSOR_JSON_MAX - 3);
 }
 
 static void test_topics_and_ids(void **state)

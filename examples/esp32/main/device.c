@@ -140,7 +140,7 @@ static void send_buffered(device_t *d)
     const sensor_sample_t *s;
     while (midge_client_is_connected(d->client) && midge_client_pending(d->client) < WINDOW &&
            (s = sensor_ring_peek(&d->ring))) {
-        char json[320];
+        char json[SENSOR_JSON_MAX];
         size_t n = sensor_sample_json(json, sizeof json, d->id, s);
         const char *topic = s->error[0] ? d->error_topic : d->reading_topic;
         if (n && midge_client_publish(d->client, topic, json, n, 1, false, NULL, NULL) ==
