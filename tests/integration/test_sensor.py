@@ -13,12 +13,13 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import MIDGE_BIN, Broker, free_port
+from conftest import MIDGE_BIN, ROOT, Broker, free_port, wait_listening
 from helpers import V5, Client, close_clients  # noqa: F401
 
 BIN_DIR = os.path.dirname(os.path.abspath(MIDGE_BIN))
@@ -407,3 +408,36 @@ def test_unreachable_broker_exits_1():
                        timeout=20)
     assert p.returncode == 1
     assert p.stderr.decode() == "Error: Connection refused\n"
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = tempfile.mkdtemp(prefix="midge-certs-")
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-certs.sh"), d], check=True, timeout=120)
+    os.chmod(d, 0o755)  # readable by a broker that drops root (mosquitto): test keys only
+    for f in os.listdir(d):
+        if f.endswith(".key"):
+            os.chmod(os.path.join(d, f), 0o644)
+    return d
+
+
+@pytest.mark.parametrize("scheme,version", [("ws", "311"), ("wss", "5"), ("mqtts", "5")])
+def test_websocket_and_tls_transports(broker_factory, certs, scheme, version):
+    port = free_port()
+    tls = f"certfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
+    proto = "protocol websockets\n" if scheme.startswith("ws") else ""
+    b = broker_factory(config=f"listener {port} 127.0.0.1\n{proto}"
+                              f"{tls if scheme != 'ws' else ''}allow_anonymous true")
+    assert wait_listening(port), b.log()
+    # the watcher on the broker's plain listener (-p given by the fixture: b.port)
+    watcher = Client(b, f"watch-{scheme}", protocol=V5)
+    watcher.subscribe("sensors/tr1/#", qos=1)
+    cafile = [] if scheme == "ws" else ["--cafile", f"{certs}/ca.crt"]
+    p = subprocess.run([SENSOR, "-L", f"{scheme}://localhost:{port}", *cafile, "-V", version,
+                        "-i", "tr1", "--interval", "0.01", "-C", "3", "--seed", "4"],
+                       capture_output=True, timeout=20)
+    check_stderr(p.stderr.decode())
+    assert p.returncode == 0, p.stderr
+    got = collect(watcher, timeout=5)
+    assert [m.payload for m in got][0::4] == [b"online", b"offline"]
+    assert [json.loads(m.payload)["seq"] for m in got[1:-1]] == [1, 2, 3]
