@@ -60,10 +60,10 @@ static void civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 {
     days += 719468; /* days from 0000-03-01 to 1970-01-01 */
     int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    unsigned doe = (unsigned)(days - era * 146097);                        /* [0, 146096] */
+    unsigned doe = (unsigned)(days - era * 146097);                       /* [0, 146096] */
     unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                /* [0, 365] */
-    unsigned mp = (5 * doy + 2) / 153;                                     /* March = 0 */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* March = 0 */
     *d = doy - (153 * mp + 2) / 5 + 1;
     *m = mp < 10 ? mp + 3 : mp - 9;
     *y = (int64_t)yoe + era * 400 + (*m <= 2);

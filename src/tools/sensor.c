@@ -28,10 +28,10 @@
 
 #define MAX_DEVICES 1000
 #define TOPIC_MAX 512
-#define INFLIGHT_WINDOW 64      /* samples handed to libmidge per device and not yet acked */
+#define INFLIGHT_WINDOW 64         /* samples handed to libmidge per device and not yet acked */
 #define DRAIN_AFTER_COUNT_MS 30000 /* -C done: how long buffered samples may still wait */
-#define SHUTDOWN_WAIT_MS 3000   /* clean exit: wait for the "offline" PUBACK this long */
-#define SEEDED_DAY_START_S 0.0  /* with --seed the simulated day starts at midnight */
+#define SHUTDOWN_WAIT_MS 3000      /* clean exit: wait for the "offline" PUBACK this long */
+#define SEEDED_DAY_START_S 0.0     /* with --seed the simulated day starts at midnight */
 
 static const char ONLINE[] = "online";
 static const char OFFLINE[] = "offline";
@@ -72,7 +72,8 @@ typedef struct sensor {
     device_t *dev;
     size_t ndev;
     int64_t start_mono_ms;
-    struct pollfd *pfd;
+    struct pollfd *pfd; /* one per connected device */
+    long *slot;         /* per device: its index in pfd, -1 when it has no socket */
 } sensor_t;
 
 /* ---- time ------------------------------------------------------------------------- */
@@ -136,9 +137,8 @@ static bool parse_long_in(const char *s, long lo, long hi, long *out)
     return true;
 }
 
-static const char *const sensor_with_value[] = {"--devices", "--interval", "--topic-prefix",
-                                                "--seed",    "--iio",      "--buffer",
-                                                NULL};
+static const char *const sensor_with_value[] = {
+    "--devices", "--interval", "--topic-prefix", "--seed", "--iio", "--buffer", NULL};
 
 static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
 {
@@ -163,8 +163,7 @@ static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
         o->interval_s = d;
     } else if (!strcmp(a, "--topic-prefix")) {
         if (!midge_topic_name_valid(v)) {
-            cli_error(c, "--topic-prefix '%s': not a valid topic (empty, or '+' or '#' in it).",
-                      v);
+            cli_error(c, "--topic-prefix '%s': not a valid topic (empty, or '+' or '#' in it).", v);
             return 1;
         }
         o->prefix = v;
@@ -286,8 +285,8 @@ static long read_small_file(const char *path, char *buf, size_t cap, char *err, 
         int e = errno;
         size_t pn = strlen(path);
         /* keep the end of a long path: the file's name is what tells */
-        snprintf(err, errcap, "%s%s: %s", pn > 150 ? "..." : "",
-                 pn > 150 ? path + pn - 147 : path, strerror(e));
+        snprintf(err, errcap, "%s%s: %s", pn > 150 ? "..." : "", pn > 150 ? path + pn - 147 : path,
+                 strerror(e));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -370,8 +369,8 @@ static void on_connect(midge_client_t *cl, void *ud, uint8_t reason, bool sessio
     }
     if (d->cli->debug)
         printf("%s: connected\n", d->id);
-    int rc = midge_client_publish(cl, d->topic_status, ONLINE, sizeof ONLINE - 1, 1, true, NULL,
-                                  NULL);
+    int rc =
+        midge_client_publish(cl, d->topic_status, ONLINE, sizeof ONLINE - 1, 1, true, NULL, NULL);
     if (rc)
         cli_error(d->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
 }
@@ -417,14 +416,13 @@ static void shutdown_device(sensor_t *s, device_t *d)
     if (!d->cl || !midge_client_is_connected(d->cl))
         return;
     int64_t until = mono_ms() + SHUTDOWN_WAIT_MS;
-    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) &&
-           mono_ms() < until) {
+    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) && mono_ms() < until) {
         drain(s, d);
         midge_client_step(d->cl, 50);
     }
     int left = (int)(until - mono_ms());
-    int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1,
-                                       true, NULL, left > 100 ? left : 100, NULL);
+    int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1, true,
+                                       NULL, left > 100 ? left : 100, NULL);
     if (rc)
         cli_error(&s->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
     midge_client_disconnect_wait(d->cl, 0, 1000);
@@ -444,7 +442,8 @@ static bool sampling_done(const sensor_t *s, const device_t *d)
     return s->cli.count && d->seq >= (uint64_t)s->cli.count;
 }
 
-/* One poll over every connection, then their reads, writes and timers. */
+/* One poll over every connection, then the reads and writes of those that are ready and
+ * every client's timers (keepalive, reconnect, input a TLS or WebSocket layer holds). */
 static int poll_devices(sensor_t *s, int timeout_ms)
 {
     nfds_t n = 0;
@@ -454,6 +453,7 @@ static int poll_devices(sensor_t *s, int timeout_ms)
         int t = midge_client_next_timeout_ms(d->cl);
         if (t >= 0 && t < timeout_ms)
             timeout_ms = t;
+        s->slot[i] = fd < 0 ? -1 : (long)n;
         if (fd < 0)
             continue;
         s->pfd[n].fd = fd;
@@ -467,14 +467,16 @@ static int poll_devices(sensor_t *s, int timeout_ms)
     }
     for (size_t i = 0; i < s->ndev; i++) {
         midge_client_t *cl = s->dev[i].cl;
-        /* read whatever is there (non-blocking), write what waits, run the timers; a lost
-         * connection is not an error here: libmidge reconnects with backoff */
-        int rc = midge_client_read(cl);
-        if (!rc)
+        short ev = s->slot[i] >= 0 ? s->pfd[s->slot[i]].revents : 0;
+        /* A lost connection is not an error here: libmidge reconnects with backoff. */
+        int rc = 0;
+        if (ev & (POLLIN | POLLERR | POLLHUP))
+            rc = midge_client_read(cl);
+        if (!rc && midge_client_want_write(cl))
             rc = midge_client_write(cl);
         if (!rc)
             rc = midge_client_misc(cl);
-        if (rc && rc != MIDGE_ECONN && rc != MIDGE_ETIMEOUT && s->cli.debug)
+        if (rc && s->cli.debug)
             printf("%s: %s\n", s->dev[i].id, midge_strerror(rc));
     }
     return 0;
@@ -554,7 +556,8 @@ int main(int argc, char **argv)
     s.ndev = (size_t)s.o.devices;
     s.dev = calloc(s.ndev, sizeof *s.dev);
     s.pfd = calloc(s.ndev, sizeof *s.pfd);
-    if (!s.dev || !s.pfd) {
+    s.slot = calloc(s.ndev, sizeof *s.slot);
+    if (!s.dev || !s.pfd || !s.slot) {
         cli_error(&s.cli, "out of memory for %zu devices.", s.ndev);
         goto out;
     }
@@ -590,6 +593,7 @@ out:
     }
     free(s.dev);
     free(s.pfd);
+    free(s.slot);
     cli_free(&s.cli);
     return rc;
 }

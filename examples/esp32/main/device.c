@@ -125,8 +125,8 @@ static void take_reading(device_t *d)
     int64_t now = d->clock_ms(d->ud);
     float tod = (float)(now % 86400000) / 1000.0f;
     d->seq++;
-    sensor_sim_read(&d->sim, tod, d->seq > 1 ? (float)d->interval_ms / 1000.0f : 0.0f, now,
-                    d->seq, &s);
+    sensor_sim_read(&d->sim, tod, d->seq > 1 ? (float)d->interval_ms / 1000.0f : 0.0f, now, d->seq,
+                    &s);
     uint64_t dropped = d->ring.dropped;
     sensor_ring_push(&d->ring, &s);
     note(d, s.error[0] ? "failed-read" : "reading", d->seq);
@@ -143,8 +143,8 @@ static void send_buffered(device_t *d)
         char json[SENSOR_JSON_MAX];
         size_t n = sensor_sample_json(json, sizeof json, d->id, s);
         const char *topic = s->error[0] ? d->error_topic : d->reading_topic;
-        if (n && midge_client_publish(d->client, topic, json, n, 1, false, NULL, NULL) ==
-                     MIDGE_EFULL)
+        if (n &&
+            midge_client_publish(d->client, topic, json, n, 1, false, NULL, NULL) == MIDGE_EFULL)
             break;
         sensor_ring_pop(&d->ring);
     }
