@@ -63,6 +63,7 @@ typedef struct device {
     sensor_ring_t ring;
     sensor_sample_t *slots; /* the ring's storage */
     uint32_t seq;           /* samples taken */
+    bool refused;           /* a reconnect was refused: libmidge gives up, and so do we */
     const cli_t *cli;
 } device_t;
 
@@ -362,6 +363,7 @@ static void on_connect(midge_client_t *cl, void *ud, uint8_t reason, bool sessio
 {
     device_t *d = ud;
     if (reason != 0) {
+        d->refused = true;
         cli_error(d->cli, "%s: connection refused: %s", d->id,
                   d->cli->o.version == MIDGE_MQTT_V5 ? midge_reason_name(reason)
                                                      : midge_connack_v3_name(reason));
@@ -502,6 +504,8 @@ static int run(sensor_t *s)
                         next = due_ms(s, d);
                 }
             }
+            if (d->refused)
+                return 1; /* said by on_connect */
             drain(s, d);
             if (sensor_ring_peek(&d->ring) || midge_client_pending(d->cl))
                 all_sent = false;

@@ -441,3 +441,29 @@ def test_websocket_and_tls_transports(broker_factory, certs, scheme, version):
     got = collect(watcher, timeout=5)
     assert [m.payload for m in got][0::4] == [b"online", b"offline"]
     assert [json.loads(m.payload)["seq"] for m in got[1:-1]] == [1, 2, 3]
+
+
+def test_refused_connection_exits_with_the_connack_code(broker_factory):
+    b = broker_factory(config=f"listener {free_port()} 127.0.0.1\nallow_anonymous false")
+    p = subprocess.run([SENSOR, "-p", str(b.port), "-C", "1"], capture_output=True, timeout=20)
+    check_stderr(p.stderr.decode())
+    assert p.returncode == 5  # as midge-pub and mosquitto_pub: the CONNACK code
+    assert p.stderr.decode() == "Connection error: Connection Refused: not authorised.\n"
+
+
+def test_refused_reconnect_ends_the_sensor(broker_factory):
+    b1 = Broker()
+    s = Sensor(b1, "-i", "ref1", "--interval", "0.05")
+    try:
+        w = Client(b1, "watch-ref", protocol=V5)
+        w.subscribe("sensors/ref1/status", qos=1)
+        assert w.expect_message().payload == b"online"
+        b1.stop()
+        broker_factory(config=f"listener {free_port()} 127.0.0.1\nallow_anonymous false",
+                       port=b1.port)
+        rc, err = s.wait(timeout=20)  # backoff: the first retries come within a few seconds
+    finally:
+        s.kill()
+        b1.stop()
+    assert rc == 1
+    assert err == "Error: ref1: connection refused: Connection Refused: not authorised.\n"
