@@ -1,16 +1,22 @@
 # Makefile - the front door of the Midge build; it wraps CMake (see README.md).
 #
 #   make            release build in build/ (gcc, warnings are errors)
-#   make run        install missing packages, build, run build/midge -v in the foreground
+#   make run        install missing packages, build, make certs/ and the dashboard, then the
+#                   demo in the foreground: midge with midge.conf and midge-sensor --devices 3
+#                   (scripts/run-demo.sh; Ctrl-C stops it all)
+#   make web        the dashboard (web/ -> web/dist), when its sources changed
 #   make test       install missing packages, then every stage below; stops at the first
 #                   failure with a non-zero exit
 #   make clean      remove every build directory
 #
 # Stages of `make test`, each also a target of its own (make test-asan, ...):
-#   test-unit         gcc release build (build/), cmocka unit tests through ctest
+#   test-unit         gcc release build (build/), cmocka unit tests through ctest; the
+#                     dashboard's JavaScript unit tests (web/tests, node --test)
 #   test-clang        clang -Wall -Wextra -Werror build (build-clang/), build only
-#   test-integration  pytest tests/integration against build/midge
+#   test-integration  pytest tests/integration against build/midge (the dashboard's browser
+#                     test included: it needs web/dist and tests/js/node_modules, made first)
 #   test-asan         ASan+UBSan build (build-asan/): unit tests and the integration suite
+#                     (less the `browser` test, which ran in test-integration)
 #   test-tsan         TSan build (build-tsan/): the integration tests marked `threaded`
 #   test-fuzz         libFuzzer build (build-fuzz/): each fuzz/fuzz_*.c for FUZZ_TIME seconds
 # Extra: make test-mosquitto runs the integration suite against Debian's mosquitto.
@@ -42,13 +48,16 @@ PYTEST := env -u MIDGE_TEST_BROKER $(PYTHON) -m pytest tests/integration -p no:c
 # recent kernels (vm.mmap_rnd_bits > 28); running without ASLR avoids it.
 NO_ASLR := $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
 
-.PHONY: all setup run test clean $(addprefix test-,$(STAGES)) test-mosquitto \
+.PHONY: all setup setup-tests run web test clean $(addprefix test-,$(STAGES)) test-mosquitto \
         build-release build-clang-only
 
 all: build-release
 
 setup:
 	@scripts/setup.sh
+
+setup-tests:
+	@scripts/setup.sh --tests
 
 # ---- configure: once per directory; `cmake --build` re-runs it when CMakeLists.txt changes
 
@@ -67,9 +76,25 @@ build-fuzz/CMakeCache.txt:
 build-release: build/CMakeCache.txt
 	cmake --build build -j $(JOBS)
 
-run: setup build-release
-	@test -x build/midge || { echo "make run: build/midge was not built (no src/main.c yet?)"; exit 1; }
-	./build/midge -v
+run: setup build-release web certs/server.crt
+	@scripts/run-demo.sh
+
+# Development certificates for midge.conf's TLS listeners (gen-certs.sh makes what is missing).
+certs/server.crt: scripts/gen-certs.sh
+	scripts/gen-certs.sh certs
+
+# ---- the dashboard: npm ci when the lock file changes, npm run build when a source does
+
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs web/package.json web/package-lock.json
+
+web/node_modules: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web/dist/index.html: web/node_modules $(WEB_SOURCES)
+	cd web && npm run build
+
+web: web/dist/index.html
 
 # ---- the stages of make test
 
@@ -78,17 +103,19 @@ need_broker = @test -x $(1)/midge || { echo "$(1)/midge was not built (no src/ma
 
 test-unit: build-release
 	ctest --test-dir build --output-on-failure -j $(JOBS) --output-junit junit-unit.xml
+	cd web && node --test --test-reporter=spec --test-reporter-destination=stdout \
+	    --test-reporter=junit --test-reporter-destination=../build/junit-web.xml tests/*.test.mjs
 
 test-clang: build-clang/CMakeCache.txt
 	cmake --build build-clang -j $(JOBS)
 
-# MQTT.js for the WebSocket tests (tests/js/package-lock.json); npm ci only when missing or
-# older than the lock file.
+# MQTT.js for the WebSocket tests and playwright-core for the dashboard's browser test
+# (tests/js/package-lock.json); npm ci only when missing or older than the lock file.
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund
 	@touch $@
 
-test-integration: build-release tests/js/node_modules
+test-integration: build-release tests/js/node_modules web
 	$(call need_broker,build)
 	MIDGE_BIN=$(CURDIR)/build/midge $(PYTEST) --junitxml=build/junit-integration.xml $(PYTEST_ARGS)
 
@@ -97,7 +124,7 @@ test-asan: build-asan/CMakeCache.txt tests/js/node_modules
 	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j $(JOBS) \
 	    --output-junit junit-unit.xml
 	$(call need_broker,build-asan)
-	$(SAN_ENV) MIDGE_BIN=$(CURDIR)/build-asan/midge $(PYTEST) \
+	$(SAN_ENV) MIDGE_BIN=$(CURDIR)/build-asan/midge $(PYTEST) -m 'not browser' \
 	    --junitxml=build-asan/junit-integration.xml $(PYTEST_ARGS)
 
 # pytest exits 5 when no test is marked threaded yet: that is not a failure here.
@@ -171,7 +198,7 @@ print(f"summary: {passed} passed, {failed} failed, {skipped} skipped")
 endef
 export SUMMARY_PY
 
-test: setup
+test: setup-tests
 	@rm -f build*/junit-*.xml build-fuzz/fuzz-passed; \
 	begin=$$(date +%s); times=""; \
 	for stage in $(STAGES); do \

@@ -3,7 +3,9 @@
 #
 # Idempotent and quick: one dpkg-query when everything is present; `apt-get update` and
 # `apt-get install` only when something is missing (with sudo when not root). Both
-# `make run` and `make test` call it. Set MIDGE_SKIP_SETUP=1 to skip it entirely.
+# `make run` and `make test` call it; `make test` as `setup.sh --tests`, which adds what only
+# the tests need (Debian's chromium, for the dashboard's browser test). Set MIDGE_SKIP_SETUP=1
+# to skip it entirely.
 set -euo pipefail
 
 if [ "${MIDGE_SKIP_SETUP:-}" = 1 ]; then
@@ -17,6 +19,17 @@ PACKAGES=(
     python3-pytest python3-pytest-timeout python3-paho-mqtt
     mosquitto mosquitto-clients libpaho-mqtt-dev paho.mqtt.c-examples
 )
+# Only for the tests: a real browser for tests/integration/test_dashboard.py (playwright-core
+# drives it; no browser is downloaded).
+TEST_PACKAGES=(chromium)
+case "${1:-}" in
+--tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+"") ;;
+*)
+    echo "usage: $0 [--tests]" >&2
+    exit 2
+    ;;
+esac
 
 # Packages of the list that dpkg does not report as installed.
 missing_of() {

@@ -53,7 +53,10 @@ MIDGE_API bool midge_topic_name_valid(const char *s);
 MIDGE_API bool midge_topic_filter_valid(const char *s);
 
 /* Protocol versions as carried in CONNECT. */
-enum { MIDGE_MQTT_V311 = 4, MIDGE_MQTT_V5 = 5 };
+/* 3.1 ("MQIsdp") is for old brokers: the broker cannot assign a client id, so without one
+ * libmidge makes one ("midge-" and 16 hex digits; a persistent session needs one of yours),
+ * and CONNACK carries no session-present flag. */
+enum { MIDGE_MQTT_V31 = 3, MIDGE_MQTT_V311 = 4, MIDGE_MQTT_V5 = 5 };
 
 /* ---- properties (MQTT 5.0; ignored on 3.1.1) ------------------------------------- */
 
@@ -91,8 +94,9 @@ MIDGE_API void midge_props_init(midge_props_t *p);
 typedef struct midge_options {
     const char *host;             /* default "localhost" */
     uint16_t port;                /* default 1883 */
-    int version;                  /* MIDGE_MQTT_V311 or MIDGE_MQTT_V5 (default) */
-    const char *client_id;        /* NULL or "": the broker assigns one (needs clean_start) */
+    int version;                  /* MIDGE_MQTT_V31, MIDGE_MQTT_V311 or MIDGE_MQTT_V5 (default) */
+    const char *client_id;        /* NULL or "": the broker assigns one (needs clean_start);
+                                   * 3.1: libmidge makes one (see MIDGE_MQTT_V31) */
     const char *username;         /* NULL: none */
     const char *password;         /* NULL: none */
     size_t password_len;          /* 0: strlen(password) */

@@ -63,7 +63,7 @@ static void pub_load(worker_t *w, const char *what, const double avg[3])
 void sys_publish(worker_t *w)
 {
     broker_t *b = w->b;
-    uint64_t mrx = 0, mtx = 0, brx = 0, btx = 0, dropped = 0, perr = 0, conns = 0;
+    uint64_t mrx = 0, mtx = 0, brx = 0, btx = 0, dropped = 0, perr = 0, conns = 0, paused = 0;
     for (int i = 0; i < b->nworkers; i++) {
         worker_stats_t *st = &b->workers[i].stats;
         mrx += atomic_load_explicit(&st->msgs_received, memory_order_relaxed);
@@ -73,6 +73,7 @@ void sys_publish(worker_t *w)
         dropped += atomic_load_explicit(&st->msgs_dropped, memory_order_relaxed);
         perr += atomic_load_explicit(&st->protocol_errors, memory_order_relaxed);
         conns += atomic_load_explicit(&st->connections, memory_order_relaxed);
+        paused += atomic_load_explicit(&st->paused, memory_order_relaxed);
     }
     int64_t now = loop_wall_ms();
     if (load.last_ms) {
@@ -113,6 +114,9 @@ void sys_publish(worker_t *w)
     pub(w, "$SYS/broker/bytes/sent", "%llu", (unsigned long long)btx);
     pub(w, "$SYS/broker/subscriptions/count", "%zu", topic_tree_count(b->tree));
     pub(w, "$SYS/broker/protocol_errors", "%llu", (unsigned long long)perr);
+    /* Midge's own: times a flooding connection was not read because a thread's backlog
+     * of cross-thread deliveries was too long (worker.c, "Backpressure"). */
+    pub(w, "$SYS/broker/backpressure/paused", "%llu", (unsigned long long)paused);
     pub_load(w, "messages/received", load.msgs_rx);
     pub_load(w, "messages/sent", load.msgs_tx);
     pub_load(w, "bytes/received", load.bytes_rx);

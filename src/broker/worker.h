@@ -51,6 +51,7 @@ typedef struct item_vec {
 typedef struct worker_stats {
     atomic_uint_fast64_t msgs_received, msgs_sent, bytes_received, bytes_sent;
     atomic_uint_fast64_t msgs_dropped, protocol_errors, connections;
+    atomic_uint_fast64_t paused; /* reads paused for backpressure (a connection, a time) */
 } worker_stats_t;
 
 /* Bytes read from one socket per loop turn: its fair share, and the size of the worker's
@@ -62,6 +63,11 @@ typedef struct worker {
     int index;
     struct broker *b;
     pthread_t thread;
+    /* Held by the worker for its whole loop turn, released only while it waits for events.
+     * Everything the worker owns (connections, sessions, its batches) is touched only by
+     * the holder: normally the worker itself, and, while it is idle, another worker that
+     * hands it deliveries by running them itself (push_outgoing) instead of waking it. */
+    pthread_mutex_t run_lock;
     loop_t loop;
     int efd;
     pthread_mutex_t inbox_lock;

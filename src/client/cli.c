@@ -367,10 +367,9 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
                 c->o.version = MIDGE_MQTT_V5;
             else if (!strcmp(v, "mqttv311") || !strcmp(v, "311"))
                 c->o.version = MIDGE_MQTT_V311;
-            else if (!strcmp(v, "mqttv31") || !strcmp(v, "31")) {
-                cli_error(c, "MQTT 3.1 is not supported by %s; use mqttv311 or mqttv5.", c->name);
-                return 1;
-            } else {
+            else if (!strcmp(v, "mqttv31") || !strcmp(v, "31"))
+                c->o.version = MIDGE_MQTT_V31;
+            else {
                 cli_error(c, "Invalid protocol version argument given.");
                 return 1;
             }

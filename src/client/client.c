@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1201,7 +1202,10 @@ int midge_client_new(const midge_options_t *opts, midge_client_t **out)
         opts = &defaults;
     }
     *out = NULL;
-    if ((opts->version != MIDGE_MQTT_V311 && opts->version != MIDGE_MQTT_V5) ||
+    bool v31 = opts->version == MIDGE_MQTT_V31;
+    bool has_id = opts->client_id && *opts->client_id;
+    if ((!v31 && opts->version != MIDGE_MQTT_V311 && opts->version != MIDGE_MQTT_V5) ||
+        (v31 && !has_id && !opts->clean_start) ||
         opts->will_qos < 0 || opts->will_qos > 2 ||
         (opts->will_topic && !topic_ok(opts->will_topic, false)))
         return MIDGE_EINVAL;
@@ -1224,7 +1228,14 @@ int midge_client_new(const midge_options_t *opts, midge_client_t **out)
     c->backoff = c->o.reconnect_min_ms;
     c->rand_state = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)c;
     c->host = strdup(opts->host ? opts->host : "localhost");
-    c->client_id = opts->client_id && *opts->client_id ? strdup(opts->client_id) : NULL;
+    c->client_id = has_id ? strdup(opts->client_id) : NULL;
+    if (v31 && !has_id) {
+        /* 3.1 has no id assigned by the broker: make one, as mosquitto's library does. */
+        char id[24];
+        snprintf(id, sizeof id, "midge-%08x%08x", (unsigned)rand_r(&c->rand_state),
+                 (unsigned)rand_r(&c->rand_state));
+        c->client_id = strdup(id);
+    }
     c->username = dup_str(opts->username);
     if (opts->password) {
         c->o.password_len = opts->password_len ? opts->password_len : strlen(opts->password);
@@ -1236,7 +1247,7 @@ int midge_client_new(const midge_options_t *opts, midge_client_t **out)
     }
     bool v5 = opts->version == MIDGE_MQTT_V5;
     int rc = MIDGE_ENOMEM;
-    if (!c->host || (opts->client_id && *opts->client_id && !c->client_id) ||
+    if (!c->host || ((has_id || v31) && !c->client_id) ||
         (opts->username && !c->username) || (opts->password && !c->password) ||
         (opts->will_topic && (!c->will_topic || !c->will_payload)))
         goto fail;

@@ -40,6 +40,7 @@ void config_init(config_t *cfg)
     cfg->max_queued_bytes = 0;
     cfg->max_keepalive = 65535;
     cfg->sys_interval = 10;
+    cfg->thread_backlog_limit = 65536;
     cfg->connect_timeout = 10;
     cfg->max_topic_alias = 10;
     cfg->receive_maximum = 100;
@@ -289,6 +290,7 @@ static const num_option_t num_options[] = {
     /* -1 is Mosquitto's "unlimited"; stored as 0 (see below) */
     NUM(global_max_connections, NUM_U32, -1, INT32_MAX),
     NUM(autosave_interval, NUM_U32, 0, INT32_MAX),
+    NUM(thread_backlog_limit, NUM_U32, 16, INT32_MAX),
 };
 #undef NUM
 

@@ -106,6 +106,9 @@ typedef struct config {
     uint32_t connect_timeout;     /* seconds a socket may take to send CONNECT; default 10 */
     uint16_t max_topic_alias;     /* topic alias maximum offered to 5.0 clients; default 10 */
     uint16_t receive_maximum;     /* inbound QoS 1/2 window offered to 5.0 clients; default 100 */
+    /* Cross-thread deliveries waiting for one I/O thread beyond which the others stop reading
+     * flooding connections, until all are under a quarter of it; default 65536 */
+    uint32_t thread_backlog_limit;
     /* Logging. The first log_type / log_dest line of a file replaces the default set;
      * further lines add to it (Mosquitto's rule). */
     unsigned log_types;           /* CONFIG_LOG_* bits; default CONFIG_LOG_DEFAULT */
@@ -162,7 +165,8 @@ void config_init(config_t *cfg);
  *  - security: per_listener_settings, allow_anonymous, password_file, acl_file;
  *  - limits: global_max_connections N, max_packet_size N (0: the protocol's limit),
  *    message_size_limit N, max_inflight_messages N, max_queued_messages N,
- *    max_queued_bytes N, max_keepalive N, sys_interval N, max_topic_alias N;
+ *    max_queued_bytes N, max_keepalive N, sys_interval N, max_topic_alias N,
+ *    thread_backlog_limit N (Midge's own);
  *  - logging: log_type TYPE, log_dest stdout|stderr|file PATH|none, log_timestamp,
  *    connection_messages;
  *  - process: persistence false, persistence_location DIR, persistence_file NAME,

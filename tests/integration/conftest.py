@@ -25,6 +25,7 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: Thread
 def pytest_configure(config):
     config.addinivalue_line("markers", "midge_only: behaviour specific to Midge")
     config.addinivalue_line("markers", "threaded: run under ThreadSanitizer too")
+    config.addinivalue_line("markers", "browser: drives Chromium; not run again under ASan")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -176,3 +176,54 @@ def test_bad_options():
         p = subprocess.run([BENCH_BIN, *args], capture_output=True, text=True, timeout=10)
         assert p.returncode == 2, args
         assert p.stderr, args
+
+
+
+
+
+@pytest.mark.midge_only  # thread_backlog_limit and $SYS/broker/backpressure are Midge's own
+@pytest.mark.threaded
+def test_backpressure_between_threads(broker_factory):
+    """A publisher floods a subscriber on the other I/O thread while that thread is busy
+    sending 50,000 retained messages to a new subscription: its backlog passes the (tiny)
+    limit, so the publisher is paused rather than read, which $SYS counts; it is not
+    disconnected, and every message of the flood reaches the subscriber afterwards.
+    Connections alternate between the two threads in the order they are accepted: the
+    subscriber, the publisher and the retained messages' subscriber, connected one after
+    the other, sit on threads A, B and A."""
+    import threading
+    import time
+
+    from mqttraw import V311, connected, pingreq, publish
+
+    b = broker_factory(config="threads 2\nthread_backlog_limit 16\nsys_interval 1")
+    loader = connected(b, "bp-loader", V311)
+    loader.sock.sendall(b"".join(publish(f"r/{i}", b"r", retain=True, version=V311)
+                                 for i in range(50000)))
+    loader.send(pingreq())
+    loader.expect(0xD, timeout=20)  # every retained message is stored
+    sub = connected(b, "bp-sub", V311)
+    sub.sub(("bp/flood", 1))
+    pub = connected(b, "bp-pub", V311)
+    burst = connected(b, "bp-burst", V311)
+    n = 3000
+    flood = b"".join(publish("bp/flood", b"%06d" % i + b"x" * 1994, qos=0, version=V311)
+                     for i in range(n))
+    sender = threading.Thread(target=pub.sock.sendall, args=(flood,))
+    sender.start()
+    burst.sub(("r/#", 0))  # thread A: 50,000 messages to queue in one turn
+    got = [sub.recv_publish(timeout=20).payload[:6] for _ in range(n)]
+    sender.join(20)
+    assert not sender.is_alive()
+    assert got == [b"%06d" % i for i in range(n)]
+    pub.send(pingreq())
+    pub.expect(0xD, timeout=5)  # still connected
+    watcher = connected(b, "bp-watch", V311)
+    watcher.sub(("$SYS/broker/backpressure/paused", 0))
+    deadline = time.monotonic() + 2.5
+    paused = 0
+    while not paused and time.monotonic() < deadline:  # retained, refreshed every second
+        paused = int(watcher.recv_publish(timeout=3).payload)
+    assert paused > 0
+    for c in (loader, sub, pub, burst, watcher):
+        c.close()

@@ -77,7 +77,7 @@ def publish_set(broker):
     pub(broker, "-t", "other/x", "-m", "not mine", "-q", "1")
 
 
-@pytest.mark.parametrize("version", [None, "mqttv5"])
+@pytest.mark.parametrize("version", [None, "mqttv31", "mqttv5"])
 def test_verbose(broker, version):
     out = same(subscribe_both(broker, ["cli/#"], ["-v", "-C", "4"], publish_set, version))
     assert out == ('cli/a hello world\ncli/b/c quote " back \\ tab \t end\ncli/empty (null)\n'
@@ -272,7 +272,7 @@ def test_unreachable():
 
 # ---- midge-pub and mosquitto_pub publish the same messages
 
-@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+@pytest.mark.parametrize("version", ["mqttv31", "mqttv311", "mqttv5"])
 @pytest.mark.parametrize("qos", [0, 1, 2])
 def test_pub_modes_same_messages(broker, tmp_path, version, qos):
     f = tmp_path / "payload.bin"
@@ -314,7 +314,7 @@ def test_sub_will_flags(broker):
                           "cliwill/t", "--will-payload", "bye", "--will-qos", "1",
                           "--will-retain", "-k", "5"])
     try:
-        assert c.expect_no_message(0.5) is None or True
+        c.expect_no_message(0.5)  # no will while midge-sub lives (and time to connect)
         p.kill()
         p.wait(5)
         m = c.expect_message()
