@@ -576,7 +576,8 @@ int main(int argc, char **argv)
             goto out;
         }
         sensor_ring_init(&d->ring, d->slots, (size_t)s.o.buffer);
-        sensor_sim_init(&d->sim, seed + i);
+        /* device i's own stream: seeds N and N+1 must not share devices */
+        sensor_sim_init(&d->sim, seed ^ ((uint64_t)i * 0x9E3779B97F4A7C15ULL));
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -198,6 +198,24 @@ def test_iio_values(broker, tmp_path):
     assert (leaf, doc["temperature_c"], doc["humidity_pct"]) == ("reading", -5.0, 100.0)
 
 
+def test_iio_is_read_at_every_reading(broker, tmp_path):
+    write_iio(tmp_path, "20000\n", "50000\n")
+    watcher = Client(broker, "watch-live", protocol=V5)
+    watcher.subscribe("sensors/pi4/reading", qos=1)
+    s = Sensor(broker, "-i", "pi4", "--iio", str(tmp_path), "-C", "2", "--interval", "1")
+    try:
+        first = json.loads(watcher.expect_message().payload)
+        write_iio(tmp_path, "21500\n", "48800\n")  # the kernel has a new value
+        second = json.loads(watcher.expect_message().payload)
+        rc, err = s.wait()
+    finally:
+        s.kill()
+    assert rc == 0, err
+    assert [(d["seq"], d["temperature_c"], d["humidity_pct"]) for d in (first, second)] == [
+        (1, 20.0, 50.0), (2, 21.5, 48.8)]
+    assert 900 <= ts_ms(second["ts"]) - ts_ms(first["ts"]) <= 1500
+
+
 @pytest.mark.parametrize("temp,hum,error", [
     ("21000\n", None, "{d}/in_humidityrelative_input: No such file or directory"),
     ("garbage\n", "40000\n", '{d}/in_temp_input: not an integer: "garbage"'),
