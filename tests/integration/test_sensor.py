@@ -439,18 +439,20 @@ def certs():
     return d
 
 
-@pytest.mark.parametrize("scheme,version", [("ws", "311"), ("wss", "5"), ("mqtts", "5")])
-def test_websocket_and_tls_transports(broker_factory, certs, scheme, version):
+@pytest.mark.parametrize("scheme,version", [("ws", "311"), ("wss", "5"), ("mqtts", "5"),
+                                            ("mqtt", "31")])
+def test_transports_and_protocol_versions(broker_factory, certs, scheme, version):
     port = free_port()
     tls = f"certfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
     proto = "protocol websockets\n" if scheme.startswith("ws") else ""
+    secure = scheme in ("wss", "mqtts")
     b = broker_factory(config=f"listener {port} 127.0.0.1\n{proto}"
-                              f"{tls if scheme != 'ws' else ''}allow_anonymous true")
+                              f"{tls if secure else ''}allow_anonymous true")
     assert wait_listening(port), b.log()
     # the watcher on the broker's plain listener (-p given by the fixture: b.port)
     watcher = Client(b, f"watch-{scheme}", protocol=V5)
     watcher.subscribe("sensors/tr1/#", qos=1)
-    cafile = [] if scheme == "ws" else ["--cafile", f"{certs}/ca.crt"]
+    cafile = ["--cafile", f"{certs}/ca.crt"] if secure else []
     p = subprocess.run([SENSOR, "-L", f"{scheme}://localhost:{port}", *cafile, "-V", version,
                         "-i", "tr1", "--interval", "0.01", "-C", "3", "--seed", "4"],
                        capture_output=True, timeout=20)
