@@ -25,8 +25,13 @@ from helpers import V5, Client, close_clients  # noqa: F401
 BIN_DIR = os.path.dirname(os.path.abspath(MIDGE_BIN))
 SENSOR = os.path.join(BIN_DIR, "midge-sensor")
 
-pytestmark = pytest.mark.skipif(not os.access(SENSOR, os.X_OK),
-                                reason=f"midge-sensor not built: {SENSOR}")
+
+
+@pytest.fixture(autouse=True)
+def require_sensor():
+    """Fail (never skip) when the program under test is missing."""
+    if not os.access(SENSOR, os.X_OK):
+        pytest.fail(f"midge-sensor not built: {SENSOR} (run `make`)")
 
 SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
              "WARNING: ThreadSanitizer")
@@ -361,8 +366,7 @@ def test_buffer_keeps_the_newest_and_counts_the_dropped(broker_factory):
 
 
 def test_three_devices_watched_by_mosquitto_sub(broker):
-    if not shutil.which("mosquitto_sub"):
-        pytest.skip("mosquitto-clients missing")
+    assert shutil.which("mosquitto_sub"), "mosquitto-clients missing: run scripts/setup.sh"
     sub = ["mosquitto_sub", "-p", str(broker.port), "-c", "-i", "watch-farm", "-q", "1",
            "-t", "sensors/+/reading", "-t", "sensors/+/error"]
     # a persistent session first, so nothing is missed while the sensor runs
