@@ -61,8 +61,8 @@ static void put_excerpt(text_t *t, const char *s, size_t n)
 }
 
 /* Parse and range-check one file; on failure write the error text into t. */
-static int decode_one(text_t *t, const char *name, const char *s, size_t n, int32_t lo,
-                      int32_t hi, const char *unit, int32_t *out)
+static int decode_one(text_t *t, const char *name, const char *s, size_t n, int32_t lo, int32_t hi,
+                      const char *unit, int32_t *out)
 {
     int rc = sensor_iio_parse(s, n, out);
     if (rc == SENSOR_IIO_OK && (*out < lo || *out > hi))
@@ -97,10 +97,9 @@ void sensor_iio_sample(const char *temp_name, const char *temp_text, size_t temp
     int32_t temp = 0, hum = 0;
     /* A text too long for err is cut (t.ok false) but still said. */
     text_init(&t, err, sizeof err);
-    if (decode_one(&t, temp_name, temp_text, temp_n, TEMP_MIN_MILLI, TEMP_MAX_MILLI,
-                   "milli-degC", &temp) ||
-        decode_one(&t, hum_name, hum_text, hum_n, HUM_MIN_MILLI, HUM_MAX_MILLI, "milli-%",
-                   &hum)) {
+    if (decode_one(&t, temp_name, temp_text, temp_n, TEMP_MIN_MILLI, TEMP_MAX_MILLI, "milli-degC",
+                   &temp) ||
+        decode_one(&t, hum_name, hum_text, hum_n, HUM_MIN_MILLI, HUM_MAX_MILLI, "milli-%", &hum)) {
         sensor_sample_set_error(out, ts_ms, seq, err);
         return;
     }

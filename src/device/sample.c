@@ -16,7 +16,10 @@ void sensor_sample_set_error(sensor_sample_t *s, int64_t ts_ms, uint32_t seq, co
     s->seq = seq;
     s->temp_dc = 0;
     s->hum_dpct = 0;
-    memcpy(s->error, what, n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)what[i];
+        s->error[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
     s->error[n] = 0;
     if (n == 0) /* a failed read always says something */
         memcpy(s->error, "read failed", sizeof "read failed");
@@ -57,10 +60,10 @@ static void civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 {
     days += 719468; /* days from 0000-03-01 to 1970-01-01 */
     int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    unsigned doe = (unsigned)(days - era * 146097);                        /* [0, 146096] */
+    unsigned doe = (unsigned)(days - era * 146097);                       /* [0, 146096] */
     unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                /* [0, 365] */
-    unsigned mp = (5 * doy + 2) / 153;                                     /* March = 0 */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* March = 0 */
     *d = doy - (153 * mp + 2) / 5 + 1;
     *m = mp < 10 ? mp + 3 : mp - 9;
     *y = (int64_t)yoe + era * 400 + (*m <= 2);

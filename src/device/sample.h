@@ -15,6 +15,9 @@
 
 #define SENSOR_ERROR_MAX 200 /* an error text, NUL included; longer ones are cut */
 #define SENSOR_ID_MAX 64     /* a device id, NUL included */
+/* A buffer this big always holds sensor_sample_json's output: the longest id and error
+ * text, every byte of them escaped as \" or \\ (control characters never get there). */
+#define SENSOR_JSON_MAX 600
 
 /* A sample as taken: values in tenths (the DHT22's 0.1 resolution), kept exactly so the
  * JSON says what the sensor said. error[0] != 0 marks a failed read: no values then. */
@@ -26,7 +29,8 @@ typedef struct sensor_sample {
     char error[SENSOR_ERROR_MAX];
 } sensor_sample_t;
 
-/* Make *s a failed read: seq, time and the text (cut to fit, NUL-terminated). */
+/* Make *s a failed read: seq, time and the text (cut to fit, NUL-terminated, control
+ * characters replaced by spaces: the text is for people, on one line). */
 void sensor_sample_set_error(sensor_sample_t *s, int64_t ts_ms, uint32_t seq, const char *what);
 
 /* True when id can be a device id: 1..SENSOR_ID_MAX-1 bytes, none of them '/', '+', '#' (it

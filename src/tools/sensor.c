@@ -28,11 +28,10 @@
 
 #define MAX_DEVICES 1000
 #define TOPIC_MAX 512
-#define PAYLOAD_MAX 512
-#define INFLIGHT_WINDOW 64      /* samples handed to libmidge per device and not yet acked */
+#define INFLIGHT_WINDOW 64         /* samples handed to libmidge per device and not yet acked */
 #define DRAIN_AFTER_COUNT_MS 30000 /* -C done: how long buffered samples may still wait */
-#define SHUTDOWN_WAIT_MS 3000   /* clean exit: wait for the "offline" PUBACK this long */
-#define SEEDED_DAY_START_S 0.0  /* with --seed the simulated day starts at midnight */
+#define SHUTDOWN_WAIT_MS 3000      /* clean exit: wait for the "offline" PUBACK this long */
+#define SEEDED_DAY_START_S 0.0     /* with --seed the simulated day starts at midnight */
 
 static const char ONLINE[] = "online";
 static const char OFFLINE[] = "offline";
@@ -64,6 +63,7 @@ typedef struct device {
     sensor_ring_t ring;
     sensor_sample_t *slots; /* the ring's storage */
     uint32_t seq;           /* samples taken */
+    bool refused;           /* a reconnect was refused: libmidge gives up, and so do we */
     const cli_t *cli;
 } device_t;
 
@@ -73,7 +73,8 @@ typedef struct sensor {
     device_t *dev;
     size_t ndev;
     int64_t start_mono_ms;
-    struct pollfd *pfd;
+    struct pollfd *pfd; /* one per connected device */
+    long *slot;         /* per device: its index in pfd, -1 when it has no socket */
 } sensor_t;
 
 /* ---- time ------------------------------------------------------------------------- */
@@ -137,9 +138,8 @@ static bool parse_long_in(const char *s, long lo, long hi, long *out)
     return true;
 }
 
-static const char *const sensor_with_value[] = {"--devices", "--interval", "--topic-prefix",
-                                                "--seed",    "--iio",      "--buffer",
-                                                NULL};
+static const char *const sensor_with_value[] = {
+    "--devices", "--interval", "--topic-prefix", "--seed", "--iio", "--buffer", NULL};
 
 static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
 {
@@ -164,8 +164,7 @@ static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
         o->interval_s = d;
     } else if (!strcmp(a, "--topic-prefix")) {
         if (!midge_topic_name_valid(v)) {
-            cli_error(c, "--topic-prefix '%s': not a valid topic (empty, or '+' or '#' in it).",
-                      v);
+            cli_error(c, "--topic-prefix '%s': not a valid topic (empty, or '+' or '#' in it).", v);
             return 1;
         }
         o->prefix = v;
@@ -287,8 +286,8 @@ static long read_small_file(const char *path, char *buf, size_t cap, char *err, 
         int e = errno;
         size_t pn = strlen(path);
         /* keep the end of a long path: the file's name is what tells */
-        snprintf(err, errcap, "%s%s: %s", pn > 150 ? "..." : "",
-                 pn > 150 ? path + pn - 147 : path, strerror(e));
+        snprintf(err, errcap, "%s%s: %s", pn > 150 ? "..." : "", pn > 150 ? path + pn - 147 : path,
+                 strerror(e));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -340,7 +339,7 @@ static void drain(sensor_t *s, device_t *d)
     const sensor_sample_t *smp;
     while (midge_client_is_connected(d->cl) && midge_client_pending(d->cl) < INFLIGHT_WINDOW &&
            (smp = sensor_ring_peek(&d->ring))) {
-        char payload[PAYLOAD_MAX];
+        char payload[SENSOR_JSON_MAX];
         size_t n = sensor_sample_json(payload, sizeof payload, d->id, smp);
         const char *topic = smp->error[0] ? d->topic_error : d->topic_reading;
         int rc = n ? midge_client_publish(d->cl, topic, payload, n, c->qos, c->retain,
@@ -364,6 +363,7 @@ static void on_connect(midge_client_t *cl, void *ud, uint8_t reason, bool sessio
 {
     device_t *d = ud;
     if (reason != 0) {
+        d->refused = true;
         cli_error(d->cli, "%s: connection refused: %s", d->id,
                   d->cli->o.version == MIDGE_MQTT_V5 ? midge_reason_name(reason)
                                                      : midge_connack_v3_name(reason));
@@ -371,8 +371,8 @@ static void on_connect(midge_client_t *cl, void *ud, uint8_t reason, bool sessio
     }
     if (d->cli->debug)
         printf("%s: connected\n", d->id);
-    int rc = midge_client_publish(cl, d->topic_status, ONLINE, sizeof ONLINE - 1, 1, true, NULL,
-                                  NULL);
+    int rc =
+        midge_client_publish(cl, d->topic_status, ONLINE, sizeof ONLINE - 1, 1, true, NULL, NULL);
     if (rc)
         cli_error(d->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
 }
@@ -418,14 +418,13 @@ static void shutdown_device(sensor_t *s, device_t *d)
     if (!d->cl || !midge_client_is_connected(d->cl))
         return;
     int64_t until = mono_ms() + SHUTDOWN_WAIT_MS;
-    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) &&
-           mono_ms() < until) {
+    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) && mono_ms() < until) {
         drain(s, d);
         midge_client_step(d->cl, 50);
     }
     int left = (int)(until - mono_ms());
-    int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1,
-                                       true, NULL, left > 100 ? left : 100, NULL);
+    int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1, true,
+                                       NULL, left > 100 ? left : 100, NULL);
     if (rc)
         cli_error(&s->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
     midge_client_disconnect_wait(d->cl, 0, 1000);
@@ -445,7 +444,8 @@ static bool sampling_done(const sensor_t *s, const device_t *d)
     return s->cli.count && d->seq >= (uint64_t)s->cli.count;
 }
 
-/* One poll over every connection, then their reads, writes and timers. */
+/* One poll over every connection, then the reads and writes of those that are ready and
+ * every client's timers (keepalive, reconnect, input a TLS or WebSocket layer holds). */
 static int poll_devices(sensor_t *s, int timeout_ms)
 {
     nfds_t n = 0;
@@ -455,6 +455,7 @@ static int poll_devices(sensor_t *s, int timeout_ms)
         int t = midge_client_next_timeout_ms(d->cl);
         if (t >= 0 && t < timeout_ms)
             timeout_ms = t;
+        s->slot[i] = fd < 0 ? -1 : (long)n;
         if (fd < 0)
             continue;
         s->pfd[n].fd = fd;
@@ -468,14 +469,16 @@ static int poll_devices(sensor_t *s, int timeout_ms)
     }
     for (size_t i = 0; i < s->ndev; i++) {
         midge_client_t *cl = s->dev[i].cl;
-        /* read whatever is there (non-blocking), write what waits, run the timers; a lost
-         * connection is not an error here: libmidge reconnects with backoff */
-        int rc = midge_client_read(cl);
-        if (!rc)
+        short ev = s->slot[i] >= 0 ? s->pfd[s->slot[i]].revents : 0;
+        /* A lost connection is not an error here: libmidge reconnects with backoff. */
+        int rc = 0;
+        if (ev & (POLLIN | POLLERR | POLLHUP))
+            rc = midge_client_read(cl);
+        if (!rc && midge_client_want_write(cl))
             rc = midge_client_write(cl);
         if (!rc)
             rc = midge_client_misc(cl);
-        if (rc && rc != MIDGE_ECONN && rc != MIDGE_ETIMEOUT && s->cli.debug)
+        if (rc && s->cli.debug)
             printf("%s: %s\n", s->dev[i].id, midge_strerror(rc));
     }
     return 0;
@@ -501,6 +504,8 @@ static int run(sensor_t *s)
                         next = due_ms(s, d);
                 }
             }
+            if (d->refused)
+                return 1; /* said by on_connect */
             drain(s, d);
             if (sensor_ring_peek(&d->ring) || midge_client_pending(d->cl))
                 all_sent = false;
@@ -555,7 +560,8 @@ int main(int argc, char **argv)
     s.ndev = (size_t)s.o.devices;
     s.dev = calloc(s.ndev, sizeof *s.dev);
     s.pfd = calloc(s.ndev, sizeof *s.pfd);
-    if (!s.dev || !s.pfd) {
+    s.slot = calloc(s.ndev, sizeof *s.slot);
+    if (!s.dev || !s.pfd || !s.slot) {
         cli_error(&s.cli, "out of memory for %zu devices.", s.ndev);
         goto out;
     }
@@ -570,7 +576,8 @@ int main(int argc, char **argv)
             goto out;
         }
         sensor_ring_init(&d->ring, d->slots, (size_t)s.o.buffer);
-        sensor_sim_init(&d->sim, seed + i);
+        /* device i's own stream: seeds N and N+1 must not share devices */
+        sensor_sim_init(&d->sim, seed ^ ((uint64_t)i * 0x9E3779B97F4A7C15ULL));
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -591,6 +598,7 @@ out:
     }
     free(s.dev);
     free(s.pfd);
+    free(s.slot);
     cli_free(&s.cli);
     return rc;
 }

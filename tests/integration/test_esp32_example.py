@@ -1,15 +1,20 @@
 """The ESP32 example (examples/esp32/) on the host: its device logic and socket transport,
 built as build*/examples/esp32_device (CMakeLists.txt), against the real broker.
 
-The program runs examples/esp32/main/device.c and transport_sockets.c, the files the ESP32
+The program runs examples/esp32/main/device.c, transport_sockets.c and src/device/ (the
+sensor model, payloads and offline buffer midge-sensor also runs), the files the ESP32
 builds, with host/host_main.c in place of app_main. A paho-mqtt subscriber checks what a
-PC watching the device sees: the retained "online" status, the QoS 1 readings with their
-exact JSON, and after SIGKILL (a device losing power) the will "offline", retained.
+PC watching the device sees: the retained "online" status, the QoS 1 readings in
+midge-sensor's JSON schema, and after SIGKILL (a device losing power) the will "offline",
+retained.
 """
+import calendar
 import os
+import re
 import select
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -27,18 +32,35 @@ pytestmark = pytest.mark.skipif(not os.access(DEVICE, os.X_OK),
 SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
-def reading(dev_id, seq):
-    """The JSON device_reading_format() produces: temp_c = 20.0 + (seq % 10) * 0.5."""
-    tenths = 200 + (seq % 10) * 5
-    return f'{{"id":"{dev_id}","seq":{seq},"temp_c":{tenths // 10}.{tenths % 10}}}'.encode()
+READING = re.compile(r'^\{"device":"(?P<dev>[^"]+)","ts":"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:'
+                     r'\d\d\.\d{3}Z)","temperature_c":(?P<t>-?\d+\.\d),"humidity_pct":'
+                     r'(?P<h>\d+\.\d),"seq":(?P<seq>\d+)\}$')
+ERROR = re.compile(r'^\{"device":"(?P<dev>[^"]+)","ts":"[^"]+","error":"[^"]+","seq":(?P<seq>\d+)\}$')
+
+
+def sample(m, dev_id, t0):
+    """A reading (or failed read) in midge-sensor's schema, taken after t0: its seq."""
+    text = m.payload.decode()
+    if m.topic == f"sensors/{dev_id}/error":
+        e = ERROR.match(text)
+        assert e and e["dev"] == dev_id, text
+        return int(e["seq"])
+    assert m.topic == f"sensors/{dev_id}/reading", m.topic
+    r = READING.match(text)
+    assert r and r["dev"] == dev_id, text
+    assert 10 <= float(r["t"]) <= 35 and 15 <= float(r["h"]) <= 85, text
+    ts = calendar.timegm(time.strptime(r["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert t0 - 2 <= ts <= time.time() + 1, (r["ts"], t0)
+    return int(r["seq"])
 
 
 class Device:
     """The example's device as a process; its stdout is one line per device event."""
 
-    def __init__(self, broker, dev_id, interval_ms, count):
+    def __init__(self, broker, dev_id, interval_ms, count, seed=1):
         self.p = subprocess.Popen(
-            [DEVICE, broker.host, str(broker.port), dev_id, str(interval_ms), str(count)],
+            [DEVICE, broker.host, str(broker.port), dev_id, str(interval_ms), str(count),
+             str(seed)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         self.buf = b""
         self.lines = []
@@ -71,6 +93,7 @@ def test_readings_status_and_will(broker):
     watcher = Client(broker, "pc-watcher", protocol=V5)
     watcher.subscribe("sensors/dev1/#", qos=1)
 
+    t0 = time.time()
     dev = Device(broker, "dev1", 100, 3)
     try:
         dev.expect("connected 1")
@@ -78,13 +101,9 @@ def test_readings_status_and_will(broker):
         dev.expect("acked 3")  # every reading acknowledged by the broker (QoS 1)
 
         got = watcher.expect_messages(4)
-        assert [(m.topic, m.payload, m.qos) for m in got] == [
-            ("sensors/dev1/status", b"online", 1),
-            ("sensors/dev1/reading", reading("dev1", 1), 1),
-            ("sensors/dev1/reading", reading("dev1", 2), 1),
-            ("sensors/dev1/reading", reading("dev1", 3), 1),
-        ]
-        assert got[1].payload == b'{"id":"dev1","seq":1,"temp_c":20.5}'
+        assert (got[0].topic, got[0].payload, got[0].qos) == ("sensors/dev1/status", b"online", 1)
+        assert [sample(m, "dev1", t0) for m in got[1:]] == [1, 2, 3]
+        assert all(m.qos == 1 and not m.retain for m in got[1:])
         watcher.expect_no_message(0.4)  # max_readings 3: no fourth reading
 
         # The status is retained: a PC that starts watching now still learns it.
@@ -128,8 +147,8 @@ def test_device_reconnects_and_announces_itself_again(broker_factory):
         # The retained "online" (it may come first from the retained store or live).
         assert (m.topic, m.payload) == ("sensors/dev2/status", b"online")
         m = watcher.expect_message(timeout=10)
-        assert m.topic == "sensors/dev2/reading"
-        assert m.payload.startswith(b'{"id":"dev2","seq":')
+        assert m.topic in ("sensors/dev2/reading", "sensors/dev2/error")
+        assert m.payload.startswith(b'{"device":"dev2","ts":"')
     finally:
         dev.kill()
         b1.stop()
@@ -137,8 +156,9 @@ def test_device_reconnects_and_announces_itself_again(broker_factory):
 
 def test_device_logic_calls_only_libmidge_and_string_functions():
     """device.c does no I/O of its own: the only functions it calls are libmidge's public
-    API (which reaches the network through the transport it is given) and a few string
-    functions. Checked on the object file the host build compiled."""
+    API (which reaches the network through the transport it is given), the device module
+    (sensor_*, freestanding) and a few string functions. Checked on the object file the
+    host build compiled."""
     obj = os.path.join(BUILD, "CMakeFiles", "esp32-device-host.dir", "examples", "esp32",
                        "main", "device.c.o")
     if not os.path.exists(obj):
@@ -150,4 +170,4 @@ def test_device_logic_calls_only_libmidge_and_string_functions():
     runtime = {s for s in undefined if s.startswith(("__asan", "__ubsan", "__tsan", "__sanitizer",
                                                     "__stack_chk", "__sancov"))}
     others = undefined - runtime - allowed_libc
-    assert others and all(s.startswith("midge_") for s in others), sorted(others)
+    assert others and all(s.startswith(("midge_", "sensor_")) for s in others), sorted(others)

@@ -1,17 +1,20 @@
 /* app_main.c - ESP-IDF entry point of the Midge sensor example.
  *
  * Brings the network up (ESP-IDF's example_connect: Wi-Fi or Ethernet as configured in
- * menuconfig) and runs the device (device.c) on its own task, over the lwIP socket
- * transport (transport_sockets.c). All MQTT goes through libmidge's transport interface;
- * this file only starts things.
+ * menuconfig), sets the clock by SNTP (the readings carry their time) and runs the device
+ * (device.c) on its own task, over the lwIP socket transport (transport_sockets.c). All
+ * MQTT goes through libmidge's transport interface; this file only starts things.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "esp_event.h"
 #include "esp_log.h"
 #include "esp_mac.h"
 #include "esp_netif.h"
+#include "esp_netif_sntp.h"
+#include "esp_random.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "nvs_flash.h"
@@ -27,11 +30,20 @@ static void log_event(void *ud, const char *event, uint32_t value)
     ESP_LOGI(TAG, "%s %lu", event, (unsigned long)value);
 }
 
+/* Unix time in milliseconds, as SNTP set it. */
+static int64_t wall_clock_ms(void *ud)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 /* The device loop: device_loop_step() waits at most 100 ms for the broker, so the task
  * yields to the scheduler between steps. */
 static void device_task(void *arg)
 {
-    static device_t dev; /* static: keeps the task's stack small */
+    /* static: keeps the task's stack small (device_t holds the offline buffer) */
+    static device_t dev;
     static char id[DEVICE_ID_MAX];
     device_config_t cfg;
 
@@ -49,7 +61,9 @@ static void device_task(void *arg)
     cfg.id = id;
     cfg.interval_ms = CONFIG_MIDGE_READING_INTERVAL_MS;
     cfg.max_readings = 0; /* forever */
+    cfg.seed = ((uint64_t)esp_random() << 32) | esp_random();
     cfg.transport = transport_sockets();
+    cfg.clock_ms = wall_clock_ms;
     cfg.log = log_event;
     int rc = device_init(&dev, &cfg);
     if (rc) {
@@ -76,5 +90,10 @@ void app_main(void)
     ESP_ERROR_CHECK(esp_netif_init());
     ESP_ERROR_CHECK(esp_event_loop_create_default());
     ESP_ERROR_CHECK(example_connect());
+    /* Readings carry their time: wait (bounded) for SNTP before the first one. */
+    esp_sntp_config_t sntp = ESP_NETIF_SNTP_DEFAULT_CONFIG(CONFIG_MIDGE_SNTP_SERVER);
+    esp_netif_sntp_init(&sntp);
+    if (esp_netif_sntp_sync_wait(pdMS_TO_TICKS(15000)) != ESP_OK)
+        ESP_LOGW(TAG, "no SNTP answer yet: timestamps start at 1970 until it comes");
     xTaskCreate(device_task, "midge_device", 6144, NULL, 5, NULL);
 }

@@ -1,13 +1,17 @@
-/* device.c - the logic of the ESP32 example: status, will and periodic QoS 1 readings.
+/* device.c - the logic of the ESP32 example: status, will, readings taken on schedule and
+ * buffered while offline.
  *
  * Everything the device says goes through libmidge (midge_client_*), and libmidge reaches
- * the network only through the transport table given in the configuration. Nothing here
- * depends on ESP-IDF, so the host build runs this exact file against a real broker.
+ * the network only through the transport table given in the configuration. The sensor
+ * model, the payloads and the buffer are src/device/ (sensor_*), plain freestanding C.
+ * Nothing here depends on ESP-IDF, so the host build runs this exact file against a real
+ * broker.
  */
 #include "device.h"
 
-#include <stdio.h>
 #include <string.h>
+
+#define WINDOW 4 /* readings handed to libmidge and not yet acknowledged */
 
 static const char ONLINE[] = "online";
 static const char OFFLINE[] = "offline";
@@ -15,15 +19,7 @@ static const char OFFLINE[] = "offline";
 static void note(device_t *d, const char *event, uint32_t value)
 {
     if (d->log)
-        d->log(d->log_ud, event, value);
-}
-
-size_t device_reading_format(char *buf, size_t cap, const char *id, uint32_t seq)
-{
-    unsigned tenths = 200 + (seq % 10) * 5; /* integers only: no float printf needed */
-    int n = snprintf(buf, cap, "{\"id\":\"%s\",\"seq\":%lu,\"temp_c\":%u.%u}", id,
-                     (unsigned long)seq, tenths / 10, tenths % 10);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+        d->log(d->ud, event, value);
 }
 
 /* Every accepted connection announces the device again: after a lost connection the
@@ -72,17 +68,22 @@ int device_init(device_t *d, const device_config_t *cfg)
     int rc;
 
     memset(d, 0, sizeof *d);
-    if (idn == 0 || idn >= DEVICE_ID_MAX || strpbrk(cfg->id, "/+#") || !cfg->transport ||
-        cfg->interval_ms == 0)
+    if (idn == 0 || idn >= DEVICE_ID_MAX || !sensor_id_valid(cfg->id) || !cfg->transport ||
+        !cfg->clock_ms || cfg->interval_ms == 0)
         return MIDGE_EINVAL;
     memcpy(d->id, cfg->id, idn + 1);
-    snprintf(d->reading_topic, sizeof d->reading_topic, "sensors/%s/reading", d->id);
-    snprintf(d->status_topic, sizeof d->status_topic, "sensors/%s/status", d->id);
+    if (!sensor_topic(d->reading_topic, sizeof d->reading_topic, "sensors", d->id, "reading") ||
+        !sensor_topic(d->error_topic, sizeof d->error_topic, "sensors", d->id, "error") ||
+        !sensor_topic(d->status_topic, sizeof d->status_topic, "sensors", d->id, "status"))
+        return MIDGE_EINVAL;
     d->transport = cfg->transport;
     d->interval_ms = cfg->interval_ms;
     d->max_readings = cfg->max_readings;
+    d->clock_ms = cfg->clock_ms;
     d->log = cfg->log;
-    d->log_ud = cfg->log_ud;
+    d->ud = cfg->ud;
+    sensor_sim_init(&d->sim, cfg->seed);
+    sensor_ring_init(&d->ring, d->ring_slots, DEVICE_BUFFER);
 
     midge_options_init(&o);
     o.host = cfg->host;
@@ -98,7 +99,7 @@ int device_init(device_t *d, const device_config_t *cfg)
     o.reconnect_min_ms = 1000;
     o.reconnect_max_ms = 30000;
     o.connect_timeout_ms = 5000;
-    o.max_queued = 16; /* a small device keeps a few readings, not a backlog */
+    o.max_queued = WINDOW + 4; /* the window and the status: the backlog is in the ring */
     o.max_packet_size = 4096;
     o.transport = cfg->transport;
     rc = midge_client_new(&o, &d->client);
@@ -116,29 +117,52 @@ int device_init(device_t *d, const device_config_t *cfg)
     return 0;
 }
 
+/* Take a reading into the ring. The simulated room follows the UTC day (a board knows no
+ * time zone). */
+static void take_reading(device_t *d)
+{
+    sensor_sample_t s;
+    int64_t now = d->clock_ms(d->ud);
+    float tod = (float)(now % 86400000) / 1000.0f;
+    d->seq++;
+    sensor_sim_read(&d->sim, tod, d->seq > 1 ? (float)d->interval_ms / 1000.0f : 0.0f, now, d->seq,
+                    &s);
+    uint64_t dropped = d->ring.dropped;
+    sensor_ring_push(&d->ring, &s);
+    note(d, s.error[0] ? "failed-read" : "reading", d->seq);
+    if (d->ring.dropped != dropped)
+        note(d, "dropped", (uint32_t)d->ring.dropped);
+}
+
+/* Hand buffered readings to libmidge, oldest first, while connected. */
+static void send_buffered(device_t *d)
+{
+    const sensor_sample_t *s;
+    while (midge_client_is_connected(d->client) && midge_client_pending(d->client) < WINDOW &&
+           (s = sensor_ring_peek(&d->ring))) {
+        char json[SENSOR_JSON_MAX];
+        size_t n = sensor_sample_json(json, sizeof json, d->id, s);
+        const char *topic = s->error[0] ? d->error_topic : d->reading_topic;
+        if (n &&
+            midge_client_publish(d->client, topic, json, n, 1, false, NULL, NULL) == MIDGE_EFULL)
+            break;
+        sensor_ring_pop(&d->ring);
+    }
+}
+
 int device_loop_step(device_t *d, int timeout_ms)
 {
     int64_t now = d->transport->now_ms(d->transport->ctx);
-    bool due = midge_client_is_connected(d->client) && now >= d->next_reading_ms &&
-               (d->max_readings == 0 || d->seq < d->max_readings);
+    bool more = d->max_readings == 0 || d->seq < d->max_readings;
 
-    if (due) {
-        char json[96];
-        size_t n = device_reading_format(json, sizeof json, d->id, d->seq + 1);
-        int rc = midge_client_publish(d->client, d->reading_topic, json, n, 1, false, NULL, NULL);
-        if (rc == MIDGE_OK) {
-            d->seq++;
-            note(d, "reading", d->seq);
-        } else {
-            d->dropped++;
-            note(d, "dropped", d->dropped);
-        }
+    if (more && now >= d->next_reading_ms) {
+        take_reading(d);
         d->next_reading_ms = now + d->interval_ms;
-        timeout_ms = 0; /* send it in this turn */
-    } else if (midge_client_is_connected(d->client) && d->next_reading_ms > now &&
-               d->next_reading_ms - now < timeout_ms) {
-        timeout_ms = (int)(d->next_reading_ms - now);
+        more = d->max_readings == 0 || d->seq < d->max_readings;
     }
+    send_buffered(d);
+    if (more && d->next_reading_ms - now < timeout_ms)
+        timeout_ms = d->next_reading_ms > now ? (int)(d->next_reading_ms - now) : 0;
     return midge_client_step(d->client, timeout_ms);
 }
 
