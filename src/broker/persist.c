@@ -30,6 +30,11 @@ bool persist_touched(void)
     return touched;
 }
 
+void persist_flush(broker_t *b)
+{
+    store_flush(b->store);
+}
+
 bool persist_durable(const broker_t *b)
 {
     return b->store && !store_is_periodic(b->store);
@@ -164,6 +169,7 @@ void persist_session_end(broker_t *b, session_t *s)
     if (!atomic_load_explicit(&s->stored, memory_order_relaxed))
         return;
     store_session_del(b->store, s->client_id, s->client_id_len);
+    store_flush(b->store);
     atomic_store_explicit(&s->stored, false, memory_order_release);
     touched = true;
 }

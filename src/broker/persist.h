@@ -27,6 +27,10 @@ int persist_start(struct broker *b);
 /* Commit what is queued and close (after the connections are closed). */
 void persist_close(struct broker *b);
 
+/* This thread's changes go to the store thread (an I/O thread: every loop turn, before
+ * it pushes items to other threads). */
+void persist_flush(struct broker *b);
+
 /* Durable mode: acknowledgements wait for the commit. */
 bool persist_durable(const struct broker *b);
 

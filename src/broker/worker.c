@@ -481,7 +481,7 @@ void worker_publish_will(worker_t *w, session_t *s)
             (int)will->topic_len, (const char *)will->topic);
     broker_route(w, will, NULL);
     message_unref(will);
-    if (w->b->store && !s->ended)
+    if (w->b->store && atomic_load_explicit(&s->stored, memory_order_relaxed))
         persist_session(w->b, s, false); /* the will is gone from the row too */
 }
 
@@ -494,12 +494,14 @@ void worker_session_end(worker_t *w, session_t *s)
         pthread_mutex_unlock(&b->reg_lock);
         return;
     }
+    /* Out of the store before the client id is free: a new session under it, made on
+     * another thread, is stored after this deletion. */
+    if (b->store)
+        persist_session_end(b, s);
     broker_remove_session(b, s);
     pthread_mutex_unlock(&b->reg_lock);
     if (s->will)
         worker_publish_will(w, s); /* MQTT-3.1.3-9: the session ends before the delay */
-    if (b->store)
-        persist_session_end(b, s);
     session_reset(s, b->tree);
     s->ended = true;
     worker_remove_session(w, s);
@@ -843,6 +845,8 @@ static void *worker_main(void *arg)
             }
         }
         handle_pending(w);
+        if (b->store)
+            persist_flush(b); /* before push_outgoing: the store hears of a delivery first */
         push_outgoing(w);
         flush_dirty(w);
         if (w->npaused && max_backlog(b) < b->cfg.thread_backlog_limit / 4)
@@ -851,11 +855,15 @@ static void *worker_main(void *arg)
         if (now >= w->next_tick_ms) {
             tick(w, now);
             w->next_tick_ms = now + TICK_MS;
+            if (b->store)
+                persist_flush(b);
             push_outgoing(w);
             flush_dirty(w);
         }
         release_retired(w);
     }
+    if (b->store)
+        persist_flush(b); /* what the last turn's flushes changed (a closed connection) */
     pthread_mutex_unlock(&w->run_lock);
     return NULL;
 }

@@ -603,25 +603,56 @@ static ev_t *ev_new(uint8_t kind, const void *s0, size_t n0, const void *s1, siz
     return e;
 }
 
+/* Each thread gathers its events here and hands them over with store_flush: one lock and
+ * at most one wake-up per I/O loop turn instead of one per event. */
+typedef struct local_queue {
+    store_t *st;
+    ev_t *head, *tail;
+    size_t n;
+} local_queue_t;
+
+static _Thread_local local_queue_t local;
+
 static int push(store_t *st, ev_t *e)
 {
     if (!e)
         return -1;
+    if (local.st != st) {
+        if (local.head)
+            store_flush(local.st);
+        local.st = st;
+    }
+    if (local.tail)
+        local.tail->next = e;
+    else
+        local.head = e;
+    local.tail = e;
+    local.n++;
+    return 0;
+}
+
+void store_flush(store_t *st)
+{
+    if (local.st != st || !local.head)
+        return;
     pthread_mutex_lock(&st->lock);
     bool was_empty = !st->head;
     if (st->tail)
-        st->tail->next = e;
+        st->tail->next = local.head;
     else
-        st->head = e;
-    st->tail = e;
-    size_t queued = ++st->queued;
+        st->head = local.head;
+    st->tail = local.tail;
+    size_t before = st->queued;
+    size_t queued = st->queued += local.n;
     pthread_mutex_unlock(&st->lock);
+    local.head = local.tail = NULL;
+    local.n = 0;
     /* The store thread waits only while the queue is empty: one signal per batch. In
      * periodic mode it sleeps until the next save, or until the queue grows too long
      * (memory stays bounded under a flood). */
-    if (st->periodic ? queued == STORE_PERIODIC_MAX_QUEUED : was_empty)
+    if (st->periodic ? before < STORE_PERIODIC_MAX_QUEUED && queued >= STORE_PERIODIC_MAX_QUEUED
+                     : was_empty)
         pthread_cond_signal(&st->cond);
-    return 0;
 }
 
 int store_msg_put(store_t *st, const store_msg_row_t *r)
@@ -1088,6 +1119,7 @@ static void *store_main(void *arg)
 
 int store_start(store_t *st, store_done_fn done, void *arg)
 {
+    store_flush(st); /* what start-up queued */
     char err[4400];
     /* A connection of its own, opened here: the one of store_open and store_restore was
      * closed by store_release, so that none crosses a fork (daemon) with SQLite's locks. */
@@ -1107,6 +1139,9 @@ void store_close(store_t *st)
 {
     if (!st)
         return;
+    store_flush(st); /* the caller's last changes */
+    if (local.st == st)
+        local.st = NULL;
     if (st->running) {
         pthread_mutex_lock(&st->lock);
         st->stop = true;

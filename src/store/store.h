@@ -121,7 +121,9 @@ void store_close(store_t *st);
 uint64_t store_new_id(store_t *st);
 
 /* Events (any thread; each copies what it needs). They return 0, or -1 when out of memory
- * (the event is lost; logged). */
+ * (the event is lost; logged). A thread's events wait in a list of its own until it calls
+ * store_flush (an I/O thread: once per loop turn, before it hands anything to another
+ * thread, so that a change another thread makes because of it is queued after it). */
 int store_msg_put(store_t *st, const store_msg_row_t *r);
 int store_retain_set(store_t *st, const uint8_t *topic, size_t topic_len, uint64_t msg_id);
 int store_retain_del(store_t *st, const uint8_t *topic, size_t topic_len);
@@ -139,6 +141,8 @@ int store_rx_qos2_put(store_t *st, const char *client_id, size_t len, uint16_t p
 int store_rx_qos2_del(store_t *st, const char *client_id, size_t len, uint16_t pid);
 /* done(token) once everything queued before has committed. -1: not queued (no memory). */
 int store_ack(store_t *st, void *token);
+/* Hand this thread's events to the store thread, in order. */
+void store_flush(store_t *st);
 
 /* Periodic mode? (acknowledgements then do not wait) */
 bool store_is_periodic(const store_t *st);

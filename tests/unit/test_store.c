@@ -196,6 +196,7 @@ static void test_events_come_back_in_order(void **state)
     static int tok1 = 1, tok2 = 2;
     assert_int_equal(store_ack(st, &tok1), 0);
     assert_int_equal(store_ack(st, &tok2), 0);
+    store_flush(st);
     wait_done(2);
     assert_int_equal(done_tokens[0], 1);
     assert_int_equal(done_tokens[1], 2);
