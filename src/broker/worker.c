@@ -240,6 +240,10 @@ static bool run_directly(worker_t *tw, item_vec_t *v)
      * is routed: batches last). Closed connections wait in tw->retired for tw's own next
      * turn, since events for them may already be in its hands. */
     flush_dirty(tw);
+    /* What tw's sessions changed went into this thread's store queue: hand it over while
+     * tw is still ours, so that the store sees it before anything tw does next. */
+    if (tw->b->store)
+        persist_flush(tw->b);
     for (int t = 0; t < tw->b->nworkers; t++)
         if (tw->outgoing[t].len)
             post_batch(&tw->b->workers[t], &tw->outgoing[t]);
