@@ -28,7 +28,7 @@ void cli_error(const cli_t *c, const char *fmt, ...)
     va_end(ap);
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
+bool cli_parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -150,7 +150,7 @@ static int parse_url(cli_t *c, const char *url)
     if (colon) {
         *colon = 0;
         long port;
-        if (!parse_long(colon + 1, 1, 65535, &port)) {
+        if (!cli_parse_long(colon + 1, 1, 65535, &port)) {
             cli_error(c, "Invalid port given: %s", colon + 1);
             return 1;
         }
@@ -205,10 +205,10 @@ static int parse_property(cli_t *c, int argc, char **argv, int *i)
         p->correlation = (const uint8_t *)v;
         p->correlation_len = strlen(v);
     } else if (which && !strcmp(id, "message-expiry-interval") &&
-               parse_long(v, 0, 4294967295L, &n)) {
+               cli_parse_long(v, 0, 4294967295L, &n)) {
         p->has_message_expiry = true;
         p->message_expiry = (uint32_t)n;
-    } else if (which && !strcmp(id, "payload-format-indicator") && parse_long(v, 0, 1, &n)) {
+    } else if (which && !strcmp(id, "payload-format-indicator") && cli_parse_long(v, 0, 1, &n)) {
         p->payload_format = (int)n;
     } else {
         cli_error(c, "-D %s %s %s: property or value not supported by %s.", cmd, id, v, c->name);
@@ -332,7 +332,7 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
         } else if (!strcmp(a, "-h")) {
             c->o.host = v;
         } else if (!strcmp(a, "-p")) {
-            if (!parse_long(v, 1, 65535, &n)) {
+            if (!cli_parse_long(v, 1, 65535, &n)) {
                 cli_error(c, "Invalid port given: %s", v);
                 return 1;
             }
@@ -350,14 +350,14 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
         } else if (!strcmp(a, "-I")) {
             id_prefix = v;
         } else if (!strcmp(a, "-k")) {
-            if (!parse_long(v, 0, 65535, &n)) {
+            if (!cli_parse_long(v, 0, 65535, &n)) {
                 cli_error(c, "Invalid keepalive given, it must be between 5 and 65535 "
                              "inclusive.");
                 return 1;
             }
             c->o.keepalive = (uint16_t)n;
         } else if (!strcmp(a, "-q")) {
-            if (!parse_long(v, 0, 2, &n)) {
+            if (!cli_parse_long(v, 0, 2, &n)) {
                 cli_error(c, "Invalid QoS given: %s", v);
                 return 1;
             }
@@ -376,7 +376,7 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
         } else if (!strcmp(a, "-x")) {
             if (!strcmp(v, "-1") || !strcmp(v, "\xe2\x88\x9e"))
                 c->session_expiry = 4294967295L;
-            else if (!parse_long(v, 0, 4294967295L, &c->session_expiry)) {
+            else if (!cli_parse_long(v, 0, 4294967295L, &c->session_expiry)) {
                 cli_error(c, "session-expiry-interval not a valid value: %s", v);
                 return 1;
             }
@@ -402,7 +402,7 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
             c->o.will_payload = (const uint8_t *)v;
             c->o.will_payload_len = strlen(v);
         } else if (!sensor && !strcmp(a, "--will-qos")) {
-            if (!parse_long(v, 0, 2, &n)) {
+            if (!cli_parse_long(v, 0, 2, &n)) {
                 cli_error(c, "Invalid will QoS %s.", v);
                 return 1;
             }
@@ -457,7 +457,7 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
         } else if ((pub || sensor) && !strcmp(a, "-r")) {
             c->retain = true;
         } else if (pub && !strcmp(a, "--repeat")) {
-            if (!parse_long(v, 1, 1000000000L, &c->repeat)) {
+            if (!cli_parse_long(v, 1, 1000000000L, &c->repeat)) {
                 cli_error(c, "--repeat argument must be >0.");
                 return 1;
             }
@@ -475,12 +475,12 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
             if (c->nunsub < CLI_MAX_TOPICS)
                 c->unsub[c->nunsub++] = v;
         } else if ((sub || sensor) && !strcmp(a, "-C")) {
-            if (!parse_long(v, 1, 2147483647L, &c->count)) {
+            if (!cli_parse_long(v, 1, 2147483647L, &c->count)) {
                 cli_error(c, "Invalid message count \"%s\".", v);
                 return 1;
             }
         } else if ((sub || rr) && !strcmp(a, "-W")) {
-            if (!parse_long(v, 1, 3600L * 24 * 365, &c->timeout)) {
+            if (!cli_parse_long(v, 1, 3600L * 24 * 365, &c->timeout)) {
                 cli_error(c, "Invalid timeout \"%s\".", v);
                 return 1;
             }

@@ -111,4 +111,7 @@ char *cli_read_all(FILE *f, size_t *n);
 /* Print an error line "Error: ..." unless --quiet. */
 void cli_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* s as a whole decimal number in [lo, hi] into *out; false (and *out untouched) if not. */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+
 #endif

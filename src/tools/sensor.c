@@ -127,17 +127,6 @@ static void usage(void)
         " Connection and TLS/WebSocket flags as midge-pub (see midge-pub --help).\n");
 }
 
-static bool parse_long_in(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 static const char *const sensor_with_value[] = {
     "--devices", "--interval", "--topic-prefix", "--seed", "--iio", "--buffer", NULL};
 
@@ -148,7 +137,7 @@ static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
         usage();
         return 0;
     } else if (!strcmp(a, "--devices")) {
-        if (!parse_long_in(v, 1, MAX_DEVICES, &o->devices)) {
+        if (!cli_parse_long(v, 1, MAX_DEVICES, &o->devices)) {
             cli_error(c, "--devices '%s': a number of devices from 1 to %d expected.", v,
                       MAX_DEVICES);
             return 1;
@@ -187,7 +176,7 @@ static int sensor_option(cli_t *c, const char *a, const char *v, void *ud)
         }
         o->iio_dir = v;
     } else if (!strcmp(a, "--buffer")) {
-        if (!parse_long_in(v, 1, 1000000, &o->buffer)) {
+        if (!cli_parse_long(v, 1, 1000000, &o->buffer)) {
             cli_error(c, "--buffer '%s': a number of readings from 1 to 1000000 expected.", v);
             return 1;
         }
