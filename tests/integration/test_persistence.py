@@ -181,6 +181,27 @@ def test_session_and_message_expiry_count_the_downtime(store):
     long.expect_no_message(0.3)
 
 
+def test_sync_full_keeps_what_was_acknowledged_across_kill(store):
+    """persistence_sync full (an fsync per commit): acknowledged retained and queued messages
+    come back after kill -9, as with the default."""
+    store.extra = "persistence_sync full"
+    b = store.start()
+    sub = v5_session(b, "full-sub")
+    sub.subscribe("full/#", qos=1)
+    sub.disconnect()
+    pub = Client(b, "full-pub", V5)
+    pub.publish("full/kept", b"retained", qos=1, retain=True)  # waits for the PUBACK
+    for i in range(3):
+        pub.publish(f"full/{i}", f"q{i}".encode(), qos=1)
+    pub.close()
+    b = store.restart("kill")
+    sub = v5_session(b, "full-sub")
+    assert sub.session_present
+    assert [(m.topic, m.payload) for m in sub.expect_messages(4)] == [
+        ("full/kept", b"retained"), ("full/0", b"q0"), ("full/1", b"q1"), ("full/2", b"q2")]
+    sub.close()
+
+
 def test_will_with_delay_is_sent_after_a_crash(store):
     b = store.start()
     watcher = v5_session(b, "watcher")
