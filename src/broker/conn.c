@@ -387,8 +387,11 @@ void conn_update_events(conn_t *c)
     if (c->state == CONN_CLOSED)
         return;
     bool reading = c->state != CONN_WAIT_SESSION && !c->paused;
-    loop_modify(&c->w->loop, c->fd, (reading ? LOOP_READ : 0) | (c->want_write ? LOOP_WRITE : 0),
-                c);
+    unsigned events = (reading ? LOOP_READ : 0) | (c->want_write ? LOOP_WRITE : 0);
+    if (events == c->events)
+        return;
+    c->events = (uint8_t)events;
+    loop_modify(&c->w->loop, c->fd, events, c);
 }
 
 /* ---- closing ------------------------------------------------------------------- */

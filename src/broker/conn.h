@@ -55,6 +55,7 @@ typedef struct conn {
     uint8_t version;
     bool closing;        /* close after the output is flushed */
     bool want_write;     /* registered for writability */
+    uint8_t events;      /* the LOOP_ events registered now: unchanged sets cost no syscall */
     bool dirty;          /* on the worker's flush list */
     bool normal_disconnect;
     bool paused;         /* reading stopped: other threads are behind (worker.c) */

@@ -594,6 +594,7 @@ static void accept_fd(worker_t *w, int fd, const char *peer, int listener)
         }
         return;
     }
+    c->events = LOOP_READ;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

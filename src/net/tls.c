@@ -243,6 +243,9 @@ out:
     return rc;
 }
 
+#define SERVER_SUITES_TLS13                                                                  \
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+
 static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t errlen)
 {
     ERR_clear_error();
@@ -287,9 +290,24 @@ static tls_ctx_t *ctx_new(const tls_opts_t *o, bool server, char *err, size_t er
          * refuses them ("session id context uninitialized"). */
         static const unsigned char sid[] = "midge";
         SSL_CTX_set_session_id_context(ssl, sid, sizeof(sid) - 1);
-        /* Client-initiated renegotiation only costs the server CPU. */
-        SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+        /* Client-initiated renegotiation only costs the server CPU. PRIORITIZE_CHACHA: a
+         * client that lists ChaCha20 first (no AES instructions: a Raspberry Pi, many
+         * microcontrollers) gets it despite our order. */
+        SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_PRIORITIZE_CHACHA);
         SSL_CTX_set_dh_auto(ssl, 1);
+        /* TLS 1.3 suites in our order unless ciphers_tls1.3 says otherwise: AES-128-GCM
+         * first, as Go and BoringSSL do. OpenSSL's default puts AES-256-GCM first, whose
+         * SHA-384 key schedule costs about 3% more instructions per handshake, for no
+         * security an MQTT link needs. */
+        if (!o->ciphers13 && !SSL_CTX_set_ciphersuites(ssl, SERVER_SUITES_TLS13)) {
+            snprintf(err, errlen, "cannot set the TLS 1.3 cipher suites");
+            goto fail;
+        }
+        /* One session ticket per handshake, not OpenSSL's two: an MQTT client keeps one
+         * connection and needs one ticket to resume it. Each ticket costs an encryption
+         * and a serialised session: 6% of a handshake's instructions (callgrind). */
+        SSL_CTX_set_num_tickets(ssl, 1);
     } else {
         /* A client always checks the server's chain: against cafile/capath, or else the
          * system's CAs. `insecure` only skips the host name (see tls_layer_new). */

@@ -221,6 +221,63 @@ def test_ciphers_options_choose_the_cipher(tls_broker, certs):
         tls_socket(b, only_other).close()
 
 
+# A 3.1.1 CONNECT with an empty client id and clean session, and the CONNACK accepting it.
+CONNECT_311 = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+CONNACK_311_OK = b"\x20\x02\x00\x00"
+
+
+def s_client_connect(broker, certs, *flags):
+    """Runs `openssl s_client -msg` against the TLS port, sends CONNECT_311 through it and
+    waits for the CONNACK: everything the server sent before that (its tickets among it)
+    has then been printed. Returns s_client's whole output."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"{broker.host}:{broker.tls_port}",
+                          "-CAfile", os.path.join(certs, "ca.crt"), "-servername", "localhost",
+                          "-msg", *flags],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = b""
+    try:
+        os.set_blocking(p.stdout.fileno(), False)
+        deadline = time.monotonic() + TIMEOUT
+        sent = False
+        while CONNACK_311_OK not in out:
+            assert time.monotonic() < deadline, f"no CONNACK through s_client:\n{out!r}"
+            chunk = p.stdout.read()
+            if chunk:
+                out += chunk
+            elif p.poll() is not None:
+                raise AssertionError(f"s_client ended early:\n{out.decode(errors='replace')}")
+            else:
+                time.sleep(0.02)
+            if not sent and b"Verify return code: 0 (ok)" in out:
+                p.stdin.write(CONNECT_311)
+                p.stdin.flush()
+                sent = True
+    finally:
+        p.kill()
+        p.wait(TIMEOUT)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.midge_only
+def test_tls13_default_suites_tickets_and_resumption(tls_broker, certs, tmp_path):
+    """Without ciphers_tls1.3 the broker picks TLS_AES_128_GCM_SHA256 (an OpenSSL client
+    lists AES-256 first), gives way to a client that puts ChaCha20 first, and sends exactly
+    one session ticket, with which the client resumes."""
+    b = tls_broker()
+    sess = str(tmp_path / "session.pem")
+    out = s_client_connect(b, certs, "-sess_out", sess)
+    assert "Cipher is TLS_AES_128_GCM_SHA256" in out
+    assert out.count(", NewSessionTicket") == 1, out
+    out = s_client_connect(b, certs, "-sess_in", sess)
+    assert "Reused, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256" in out, out
+    out = s_client_connect(b, certs, "-ciphersuites",
+                           "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384")
+    assert "Cipher is TLS_CHACHA20_POLY1305_SHA256" in out
+    # Python's ssl (OpenSSL's default order) gets AES-128 too.
+    with tls_socket(b, client_context(certs)) as s:
+        assert (s.version(), s.cipher()[0]) == ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+
+
 @pytest.fixture
 def shared_dir():
     """A fresh directory that a broker started as root can read after dropping privileges
