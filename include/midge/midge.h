@@ -69,6 +69,17 @@ typedef struct midge_user_prop {
  * leave the rest zeroed (midge_props_init). Inbound (a received message, a CONNACK): the
  * pointers are valid during the callback only (midge_message_t from midge_client_receive
  * owns them until midge_message_free). */
+/* MQTT 5.0 property identifiers of a message (section 2.2.2.2), for midge_props_t.order. */
+enum {
+    MIDGE_PROP_PAYLOAD_FORMAT = 0x01,
+    MIDGE_PROP_MESSAGE_EXPIRY = 0x02,
+    MIDGE_PROP_CONTENT_TYPE = 0x03,
+    MIDGE_PROP_RESPONSE_TOPIC = 0x08,
+    MIDGE_PROP_CORRELATION_DATA = 0x09,
+    MIDGE_PROP_SUBSCRIPTION_ID = 0x0B,
+    MIDGE_PROP_USER_PROPERTY = 0x26,
+};
+
 typedef struct midge_props {
     const midge_user_prop_t *user; /* user properties, in order */
     size_t user_count;
@@ -83,6 +94,10 @@ typedef struct midge_props {
     size_t sub_id_count;
     const char *reason_string;      /* inbound acks, CONNACK, DISCONNECT: NULL when absent */
     const char *assigned_client_id; /* inbound CONNACK */
+    /* Inbound PUBLISH: the MIDGE_PROP_ identifiers of the properties above, in the order
+     * each first appears on the wire (mosquitto_sub's %j prints them in that order). */
+    uint8_t order[8];
+    size_t order_count;
 } midge_props_t;
 
 /* Zero *p and mark payload_format absent. */

@@ -1041,6 +1041,48 @@ static bool ji_value(json_in_t *in, int depth)
     return false;
 }
 
+/* One property of a PUBLISH in %j (user properties: all of them, as one object). */
+static void put_json_prop(json_writer_t *w, const midge_props_t *p, uint8_t id)
+{
+    switch (id) {
+    case MIDGE_PROP_USER_PROPERTY:
+        jw_key(w, "user-properties", 15);
+        jw_open(w, false);
+        for (size_t i = 0; i < p->user_count; i++) {
+            jw_key(w, p->user[i].name, strlen(p->user[i].name));
+            put_json_str(p->user[i].value, strlen(p->user[i].value));
+        }
+        jw_close(w);
+        break;
+    case MIDGE_PROP_PAYLOAD_FORMAT:
+        jw_key(w, "payload-format-indicator", 24);
+        printf("%d", p->payload_format);
+        break;
+    case MIDGE_PROP_MESSAGE_EXPIRY:
+        jw_key(w, "message-expiry-interval", 23);
+        printf("%u", p->message_expiry);
+        break;
+    case MIDGE_PROP_CONTENT_TYPE:
+        jw_key(w, "content-type", 12);
+        put_json_str(p->content_type, strlen(p->content_type));
+        break;
+    case MIDGE_PROP_RESPONSE_TOPIC:
+        jw_key(w, "response-topic", 14);
+        put_json_str(p->response_topic, strlen(p->response_topic));
+        break;
+    case MIDGE_PROP_CORRELATION_DATA:
+        jw_key(w, "correlation-data", 16);
+        put_json_str((const char *)p->correlation, p->correlation_len);
+        break;
+    case MIDGE_PROP_SUBSCRIPTION_ID:
+        jw_key(w, "subscription-identifier", 23);
+        printf("%u", p->sub_ids[0]);
+        break;
+    default:
+        break;
+    }
+}
+
 /* %j, or %J (raw: the payload as JSON rather than as a string). */
 static void put_json(const cli_t *c, const midge_message_t *m, const struct timespec *ts, bool raw)
 {
@@ -1084,39 +1126,8 @@ static void put_json(const cli_t *c, const midge_message_t *m, const struct time
         p->has_message_expiry || p->payload_format >= 0 || p->sub_id_count) {
         jw_key(&w, "properties", 10);
         jw_open(&w, false);
-        if (p->user_count) {
-            jw_key(&w, "user-properties", 15);
-            jw_open(&w, false);
-            for (size_t i = 0; i < p->user_count; i++) {
-                jw_key(&w, p->user[i].name, strlen(p->user[i].name));
-                put_json_str(p->user[i].value, strlen(p->user[i].value));
-            }
-            jw_close(&w);
-        }
-        if (p->payload_format >= 0) {
-            jw_key(&w, "payload-format-indicator", 24);
-            printf("%d", p->payload_format);
-        }
-        if (p->has_message_expiry) {
-            jw_key(&w, "message-expiry-interval", 23);
-            printf("%u", p->message_expiry);
-        }
-        if (p->content_type) {
-            jw_key(&w, "content-type", 12);
-            put_json_str(p->content_type, strlen(p->content_type));
-        }
-        if (p->response_topic) {
-            jw_key(&w, "response-topic", 14);
-            put_json_str(p->response_topic, strlen(p->response_topic));
-        }
-        if (p->correlation) {
-            jw_key(&w, "correlation-data", 16);
-            put_json_str((const char *)p->correlation, p->correlation_len);
-        }
-        if (p->sub_id_count) {
-            jw_key(&w, "subscription-identifier", 23);
-            printf("%u", p->sub_ids[0]);
-        }
+        for (size_t k = 0; k < p->order_count; k++)
+            put_json_prop(&w, p, p->order[k]);
         jw_close(&w);
     }
     jw_key(&w, "payload", 7);

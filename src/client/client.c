@@ -605,6 +605,28 @@ static int on_connack(midge_client_t *c, const uint8_t *p, size_t n)
     return pump(c);
 }
 
+/* Appends a message property's identifier to p->order the first time it appears. */
+static void note_order(midge_props_t *p, uint8_t id)
+{
+    switch (id) {
+    case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:
+    case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL:
+    case MQTT_PROP_CONTENT_TYPE:
+    case MQTT_PROP_RESPONSE_TOPIC:
+    case MQTT_PROP_CORRELATION_DATA:
+    case MQTT_PROP_SUBSCRIPTION_IDENTIFIER:
+    case MQTT_PROP_USER_PROPERTY:
+        break;
+    default:
+        return;
+    }
+    for (size_t i = 0; i < p->order_count; i++)
+        if (p->order[i] == id)
+            return;
+    if (p->order_count < sizeof(p->order))
+        p->order[p->order_count++] = id;
+}
+
 /* Build an owned midge_message_t: one allocation holding the struct, the topic, the
  * payload and every property, so midge_message_free is a single free. */
 static midge_message_t *message_build(const uint8_t *topic, size_t tn, const mqtt_publish_t *pub)
@@ -653,6 +675,7 @@ static midge_message_t *message_build(const uint8_t *topic, size_t tn, const mqt
     m->props.sub_ids = nsub ? subs : NULL;
     cur = pr->raw;
     while (mqtt_prop_next(&cur, &e)) {
+        note_order(&m->props, e.id);
         switch (e.id) {
         case MQTT_PROP_USER_PROPERTY: {
             midge_user_prop_t *u = &users[m->props.user_count++];

@@ -130,12 +130,27 @@ def test_format_json_and_times(broker):
 
 @pytest.mark.parametrize("fmt", ["%j", "%J"])
 def test_format_json_v5_properties(broker, fmt):
+    """Every message property, printed in the order the broker sent them (as mosquitto_sub
+    does: a user-properties object where the first user property came)."""
     def publish(b):
         pub(b, "-V", "mqttv5", "-t", "cli/p", "-m", "{\"a\":1}", "-q", "1",
-            "-D", "publish", "user-property", "k", "v", "-D", "publish", "content-type", "ct")
+            "-D", "publish", "user-property", "k", "v", "-D", "publish", "content-type", "ct",
+            "-D", "publish", "correlation-data", "cd", "-D", "publish", "response-topic", "rt",
+            "-D", "publish", "message-expiry-interval", "3600",
+            "-D", "publish", "payload-format-indicator", "1",
+            "-D", "publish", "user-property", "k2", "v2")
     res = subscribe_both(broker, ["cli/#"], ["-F", fmt, "-C", "1"], publish, "mqttv5")
-    outs = {t: re.sub(r'"tst":"[^"]+"', '"tst":T', r[1].decode()) for t, r in res.items()}
+    outs = {}
+    for tool, (rc, out, err) in res.items():
+        assert rc == 0, err
+        s = re.sub(r'"tst":"[^"]+"', '"tst":T', out.decode())
+        # the remaining lifetime: 3600 less the whole seconds the message waited
+        outs[tool] = re.sub(r'"message-expiry-interval":(3600|359\d)', '"message-expiry-interval":E', s)
     assert outs["midge"] == outs["mosquitto"], outs
+    props = re.search(r'"properties":(\{.*\}),"payload"', outs["midge"]).group(1)
+    assert sorted(re.findall(r'"([a-z0-9-]+)":', props)) == sorted(
+        ["user-properties", "k", "k2", "content-type", "correlation-data", "response-topic",
+         "message-expiry-interval", "payload-format-indicator"]), props
 
 
 def test_invalid_format_specifier(broker):
