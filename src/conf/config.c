@@ -32,7 +32,6 @@ void config_init(config_t *cfg)
     cfg->listener_count = 0;
     cfg->threads = 0;
     cfg->allow_anonymous = true;
-    cfg->max_connections = 0;
     cfg->max_packet_size = CONFIG_PROTOCOL_MAX_PACKET;
     cfg->message_size_limit = 0;
     cfg->max_inflight_messages = 20;
@@ -493,7 +492,6 @@ static int parse_versions(parse_ctx_t *ctx, const char *opt, const char *val, un
 /* A listener-scoped option (returns 1 when opt is not one). */
 static int apply_listener_option(parse_ctx_t *ctx, const char *opt, const char *val)
 {
-    config_t *cfg = ctx->ld->cfg;
     for (size_t i = 0; i < sizeof(listener_strings) / sizeof(listener_strings[0]); i++) {
         const str_option_t *o = &listener_strings[i];
         if (strcmp(opt, o->name) != 0)
@@ -522,9 +520,7 @@ static int apply_listener_option(parse_ctx_t *ctx, const char *opt, const char *
         if (parse_int(ctx, opt, val, -1, INT32_MAX, &v) < 0)
             return -1;
         uint32_t n = v < 0 ? 0 : (uint32_t)v; /* -1: Mosquitto's "unlimited" */
-        /* Before any `listener` line it is also the old global limit the broker reads. */
-        if (ctx->cur < 0)
-            cfg->max_connections = n;
+        /* Before any `listener` line: the default listener's (the -p and `port` ones). */
         target_listener(ctx)->max_connections = n;
         return 0;
     }

@@ -99,9 +99,6 @@ typedef struct config {
     int threads;                  /* 0: one per core */
     bool allow_anonymous;         /* after loading: the default listener's value (the global
                                    * one unless per_listener_settings); read the listener's */
-    /* max_connections above any `listener` line (the default listener's, which the -p and
-     * port listeners carry too); 0: unlimited (-1 in the file also means unlimited) */
-    uint32_t max_connections;
     uint32_t max_packet_size;     /* bytes, the largest packet accepted; default 268435460 */
     uint32_t message_size_limit;  /* bytes of PUBLISH payload; 0: no limit beyond packet */
     uint16_t max_inflight_messages; /* per client outbound QoS 1/2 window; default 20 */
@@ -148,7 +145,7 @@ typedef struct config {
 /* Fill *cfg with the defaults: no listeners yet (config_parse_args adds 127.0.0.1:1883
  * when neither the file nor -p gives one), threads 0, allow_anonymous true (Midge is
  * local-only by default; loading a file that defines listeners makes it false),
- * max_connections 0, max_packet_size 268435460, message_size_limit 0,
+ * max_packet_size 268435460, message_size_limit 0,
  * max_inflight_messages 20, max_queued_messages 1000, max_queued_bytes 0,
  * max_keepalive 65535, sys_interval 10, connect_timeout 10, max_topic_alias 10,
  * receive_maximum 100, the logging defaults above, persistence_file "midge.db",

@@ -96,7 +96,6 @@ static void test_defaults(void **state)
     assert_int_equal(c.listener_count, 0);
     assert_int_equal(c.threads, 0);
     assert_true(c.allow_anonymous);
-    assert_int_equal(c.max_connections, 0);
     assert_int_equal(c.max_packet_size, 268435460u);
     assert_int_equal(c.message_size_limit, 0);
     assert_int_equal(c.max_inflight_messages, 20);
@@ -241,7 +240,6 @@ static void test_numeric_options(void **state)
     (void)state;
     config_t c;
     load_ok("threads 4\n"
-            "max_connections 500\n"
             "max_packet_size 1048576\n"
             "message_size_limit 65536\n"
             "max_inflight_messages 5\n"
@@ -254,7 +252,6 @@ static void test_numeric_options(void **state)
             "receive_maximum 65535\n",
             &c);
     assert_int_equal(c.threads, 4);
-    assert_int_equal(c.max_connections, 500);
     assert_int_equal(c.max_packet_size, 1048576);
     assert_int_equal(c.message_size_limit, 65536);
     assert_int_equal(c.max_inflight_messages, 5);
@@ -273,8 +270,8 @@ static void test_numeric_special_values(void **state)
     config_t c;
     load_ok("threads 0\n", &c);
     assert_int_equal(c.threads, 0);
-    load_ok("max_connections -1\n", &c);
-    assert_int_equal(c.max_connections, 0);
+    load_ok("max_connections -1\nport 1999\n", &c);
+    assert_int_equal(c.listeners[0].max_connections, 0);
     load_ok("max_packet_size 0\n", &c);
     assert_int_equal(c.max_packet_size, 268435460u);
     load_ok("max_packet_size 268435460\n", &c);
@@ -614,14 +611,12 @@ static void test_max_connections_scope(void **state)
     config_t c;
     /* after a listener line: that listener's only */
     load_ok("listener 1883\nmax_connections 10\nlistener 1884\n", &c);
-    assert_int_equal(c.max_connections, 0);
     assert_int_equal(c.listeners[0].max_connections, 10);
     assert_int_equal(c.listeners[1].max_connections, 0);
     load_ok("listener 1883\nmax_connections -1\n", &c);
     assert_int_equal(c.listeners[0].max_connections, 0);
-    /* before any listener: the global one, and the default listener's (`port`) */
+    /* before any listener: the default listener's (`port`) */
     load_ok("max_connections 7\nport 1999\nlistener 2000\n", &c);
-    assert_int_equal(c.max_connections, 7);
     assert_int_equal(c.listeners[0].port, 1999);
     assert_int_equal(c.listeners[0].max_connections, 7);
     assert_int_equal(c.listeners[1].max_connections, 0);
@@ -633,7 +628,6 @@ static void test_max_connections_scope(void **state)
     char *argv[] = {"midge", "-c", path, "-p", "1999", NULL};
     assert_int_equal(config_parse_args(&a, 5, argv, err, sizeof(err)), 0);
     assert_int_equal(a.listener_count, 1);
-    assert_int_equal(a.max_connections, 3);
     assert_int_equal(a.listeners[0].max_connections, 3);
 }
 
