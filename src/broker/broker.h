@@ -39,6 +39,7 @@ typedef struct broker {
     atomic_uint_fast64_t assigned_ids;
     int64_t start_ms;
     struct store *store; /* persistence true: the SQLite store (persist.c); else NULL */
+    item_vec_t *stored_acks; /* store thread: a commit's acknowledgements, per worker */
 } broker_t;
 
 int broker_init(broker_t *b, const config_t *cfg);

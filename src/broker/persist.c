@@ -468,21 +468,32 @@ int persist_open(broker_t *b)
     return 0;
 }
 
-/* Store thread: the commit is done; the acknowledgement goes back to its connection's
- * worker, which sends it (in the order the acknowledgements were queued). */
-static void on_stored(void *arg, void *token, int status)
+/* Store thread: the commit is done; each acknowledgement goes back to its connection's
+ * worker, which sends it (in the order the acknowledgements were queued). One lock and at
+ * most one wake-up per worker per commit. */
+static void on_stored(void *arg, void *const *tokens, size_t n, int status)
 {
     broker_t *b = arg;
-    stored_ack_t *a = token;
-    if (status < 0)
-        stored_ack_fail(a);
-    inbox_item_t it = {.kind = INBOX_STORED, .ack = a};
-    worker_post_now(&b->workers[stored_ack_worker(a)], &it);
+    for (size_t i = 0; i < n; i++) {
+        stored_ack_t *a = tokens[i];
+        if (status < 0)
+            stored_ack_fail(a);
+        inbox_item_t it = {.kind = INBOX_STORED, .ack = a};
+        int w = stored_ack_worker(a);
+        if (item_vec_push(&b->stored_acks[w], &it) < 0) { /* no memory: alone, in order */
+            worker_post_many(&b->workers[w], &b->stored_acks[w]);
+            worker_post_now(&b->workers[w], &it);
+        }
+    }
+    for (int w = 0; w < b->nworkers; w++)
+        if (b->stored_acks[w].len)
+            worker_post_many(&b->workers[w], &b->stored_acks[w]);
 }
 
 int persist_start(broker_t *b)
 {
-    if (store_start(b->store, on_stored, b) < 0) {
+    b->stored_acks = calloc((size_t)b->nworkers, sizeof(*b->stored_acks));
+    if (!b->stored_acks || store_start(b->store, on_stored, b) < 0) {
         log_msg(LOG_ERR, "Error: cannot start the persistence thread");
         return -1;
     }
@@ -493,4 +504,10 @@ void persist_close(broker_t *b)
 {
     store_close(b->store);
     b->store = NULL;
+    if (b->stored_acks) {
+        for (int w = 0; w < b->nworkers; w++)
+            free(b->stored_acks[w].v);
+        free(b->stored_acks);
+        b->stored_acks = NULL;
+    }
 }

@@ -30,7 +30,7 @@
  * items waiting, the other workers stop reading from the connections that are flooding
  * (those whose last read filled its budget) until every backlog is under a quarter of it.
  * TCP then slows those publishers down; quiet clients keep being read. */
-static int vec_push(item_vec_t *v, const inbox_item_t *it)
+int item_vec_push(item_vec_t *v, const inbox_item_t *it)
 {
     if (v->len == v->cap) {
         size_t ncap = v->cap ? v->cap * 2 : 64;
@@ -154,7 +154,7 @@ void worker_wake(worker_t *w)
 int worker_post(worker_t *from, int target, const inbox_item_t *item)
 {
     item_vec_t *v = target == from->index ? &from->pending : &from->outgoing[target];
-    if (vec_push(v, item) < 0) {
+    if (item_vec_push(v, item) < 0) {
         inbox_item_t copy = *item;
         item_release(&copy);
         return -1;
@@ -167,7 +167,7 @@ int worker_post(worker_t *from, int target, const inbox_item_t *item)
 int worker_post_now(worker_t *target, const inbox_item_t *item)
 {
     pthread_mutex_lock(&target->inbox_lock);
-    int r = vec_push(&target->inbox, item);
+    int r = item_vec_push(&target->inbox, item);
     if (r == 0)
         atomic_fetch_add_explicit(&target->backlog, 1, memory_order_relaxed);
     bool wake = r == 0 && !target->inbox_woken;
@@ -189,12 +189,12 @@ static void flush_dirty(worker_t *w);
 
 /* Append v's items to tw's inbox under one lock; wake tw once unless a wake-up is already
  * on its way. */
-static void post_batch(worker_t *tw, item_vec_t *v)
+void worker_post_many(worker_t *tw, item_vec_t *v)
 {
     pthread_mutex_lock(&tw->inbox_lock);
     size_t i = 0;
     for (; i < v->len; i++)
-        if (vec_push(&tw->inbox, &v->v[i]) < 0)
+        if (item_vec_push(&tw->inbox, &v->v[i]) < 0)
             break;
     atomic_fetch_add_explicit(&tw->backlog, i, memory_order_relaxed);
     bool wake = !tw->inbox_woken;
@@ -246,7 +246,7 @@ static bool run_directly(worker_t *tw, item_vec_t *v)
         persist_flush(tw->b);
     for (int t = 0; t < tw->b->nworkers; t++)
         if (tw->outgoing[t].len)
-            post_batch(&tw->b->workers[t], &tw->outgoing[t]);
+            worker_post_many(&tw->b->workers[t], &tw->outgoing[t]);
     bool more = tw->pending_pos < tw->pending.len;
     pthread_mutex_unlock(&tw->run_lock);
     if (more)
@@ -265,7 +265,7 @@ static void push_outgoing(worker_t *w)
             continue;
         worker_t *tw = &b->workers[t];
         if (!run_directly(tw, v))
-            post_batch(tw, v);
+            worker_post_many(tw, v);
     }
 }
 
@@ -281,7 +281,7 @@ static void drain_inbox(worker_t *w)
         w->inbox = tmp;
     } else {
         for (size_t i = 0; i < w->inbox.len; i++) {
-            if (vec_push(&w->pending, &w->inbox.v[i]) < 0) {
+            if (item_vec_push(&w->pending, &w->inbox.v[i]) < 0) {
                 item_release(&w->inbox.v[i]);
                 atomic_fetch_sub_explicit(&w->backlog, 1, memory_order_relaxed);
             }

@@ -109,6 +109,11 @@ void worker_wake(worker_t *w);
 int worker_post(worker_t *from, int target, const inbox_item_t *item);
 /* Push an item straight into target's inbox (any thread). */
 int worker_post_now(worker_t *target, const inbox_item_t *item);
+/* Append an item to v (growing it). -1 when out of memory. */
+int item_vec_push(item_vec_t *v, const inbox_item_t *it);
+/* Move v's items into target's inbox under one lock, with at most one wake-up (any
+ * thread). v is left empty. */
+void worker_post_many(worker_t *target, item_vec_t *v);
 
 /* Release a closed connection at the end of the turn. */
 void worker_retire_conn(worker_t *w, conn_t *c);

@@ -69,6 +69,19 @@ typedef struct ev {
     uint8_t data[];
 } ev_t;
 
+/* Events live in chunks: a thread fills its own and hands them over whole with
+ * store_flush, and the store thread frees a batch's chunks once it is applied. One malloc
+ * and one free per chunk, not per event, and a batch lies in few contiguous runs of memory
+ * (the store thread walks it three times). */
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    _Alignas(16) uint8_t data[];
+} chunk_t;
+
+#define CHUNK_MIN 2048
+#define CHUNK_MAX (256 * 1024)
+
 enum stmt_id {
     ST_MSG_PUT,
     ST_RETAIN_GET,
@@ -167,10 +180,13 @@ struct store {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     ev_t *head, *tail; /* under lock */
+    chunk_t *chunks;   /* under lock: the chunks holding the queued events */
     size_t queued;     /* under lock: events in the queue */
     bool stop;         /* under lock */
     store_done_fn done;
     void *done_arg;
+    void **tokens; /* store thread: the batch's acknowledgements for done */
+    size_t tokens_cap;
     bool failing;             /* the last transaction failed (logged once until one succeeds) */
     int64_t alive_written_ms; /* last alive_ms committed */
 };
@@ -324,8 +340,19 @@ static void disconnect_db(store_t *st)
     st->db = NULL;
 }
 
+static void free_chunks(chunk_t *c)
+{
+    while (c) {
+        chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
 static void store_free(store_t *st)
 {
+    free_chunks(st->chunks); /* events never applied (a failed start) */
+    free(st->tokens);
     disconnect_db(st);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
@@ -579,11 +606,58 @@ int store_restore(store_t *st, const store_restore_ops_t *ops, void *ctx, int64_
 
 /* ---- events -------------------------------------------------------------------------- */
 
-/* A new event with room for three strings (copied in). */
-static ev_t *ev_new(uint8_t kind, const void *s0, size_t n0, const void *s1, size_t n1,
-                    const void *s2, size_t n2)
+/* Each thread gathers its events here and hands them over with store_flush: one lock and
+ * at most one wake-up per I/O loop turn instead of one per event. */
+typedef struct local_queue {
+    store_t *st;
+    ev_t *head, *tail;
+    size_t n;
+    chunk_t *chunks, *chunk; /* all of this turn's chunks; the one being filled */
+    size_t used;             /* bytes of events this turn */
+    size_t next_cap;         /* the first chunk's size next turn: about this turn's bytes */
+} local_queue_t;
+
+static _Thread_local local_queue_t local;
+
+/* Room for n bytes in this thread's current chunk, or a new chunk. */
+static void *local_alloc(size_t n)
 {
-    ev_t *e = malloc(sizeof(*e) + n0 + n1 + n2);
+    n = (n + 15) & ~(size_t)15;
+    chunk_t *c = local.chunk;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = local.next_cap < CHUNK_MIN ? CHUNK_MIN : local.next_cap;
+        if (c && cap < 2 * c->cap)
+            cap = 2 * c->cap <= CHUNK_MAX ? 2 * c->cap : CHUNK_MAX; /* a busy turn */
+        if (cap < n)
+            cap = n;
+        c = malloc(sizeof(*c) + cap);
+        if (!c)
+            return NULL;
+        c->next = NULL;
+        c->used = 0;
+        c->cap = cap;
+        if (local.chunk)
+            local.chunk->next = c;
+        else
+            local.chunks = c;
+        local.chunk = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    local.used += n;
+    return p;
+}
+
+/* A new event of this thread's for st, with room for three strings (copied in). */
+static ev_t *ev_new(store_t *st, uint8_t kind, const void *s0, size_t n0, const void *s1,
+                    size_t n1, const void *s2, size_t n2)
+{
+    if (local.st != st) {
+        if (local.head)
+            store_flush(local.st);
+        local.st = st;
+    }
+    ev_t *e = local_alloc(sizeof(*e) + n0 + n1 + n2);
     if (!e) {
         log_msg(LOG_ERR, "out of memory queueing a change for the persistence file");
         return NULL;
@@ -603,25 +677,10 @@ static ev_t *ev_new(uint8_t kind, const void *s0, size_t n0, const void *s1, siz
     return e;
 }
 
-/* Each thread gathers its events here and hands them over with store_flush: one lock and
- * at most one wake-up per I/O loop turn instead of one per event. */
-typedef struct local_queue {
-    store_t *st;
-    ev_t *head, *tail;
-    size_t n;
-} local_queue_t;
-
-static _Thread_local local_queue_t local;
-
-static int push(store_t *st, ev_t *e)
+static int push(ev_t *e)
 {
     if (!e)
         return -1;
-    if (local.st != st) {
-        if (local.head)
-            store_flush(local.st);
-        local.st = st;
-    }
     if (local.tail)
         local.tail->next = e;
     else
@@ -635,6 +694,11 @@ void store_flush(store_t *st)
 {
     if (local.st != st || !local.head)
         return;
+    /* Every chunk goes with the events: the store thread frees them after the batch. */
+    chunk_t *chunks = local.chunks, *last = local.chunk;
+    local.next_cap = local.used <= CHUNK_MAX ? local.used : CHUNK_MAX;
+    local.chunks = local.chunk = NULL;
+    local.used = 0;
     pthread_mutex_lock(&st->lock);
     bool was_empty = !st->head;
     if (st->tail)
@@ -642,6 +706,8 @@ void store_flush(store_t *st)
     else
         st->head = local.head;
     st->tail = local.tail;
+    last->next = st->chunks;
+    st->chunks = chunks;
     size_t before = st->queued;
     size_t queued = st->queued += local.n;
     pthread_mutex_unlock(&st->lock);
@@ -657,7 +723,7 @@ void store_flush(store_t *st)
 
 int store_msg_put(store_t *st, const store_msg_row_t *r)
 {
-    ev_t *e = ev_new(EV_MSG_PUT, r->topic, r->topic_len, r->props, r->props_len, r->payload,
+    ev_t *e = ev_new(st, EV_MSG_PUT, r->topic, r->topic_len, r->props, r->props_len, r->payload,
                      r->payload_len);
     if (!e)
         return -1;
@@ -666,26 +732,26 @@ int store_msg_put(store_t *st, const store_msg_row_t *r)
     e->flag_a = r->retain;
     e->flag_b = r->has_expiry;
     e->t = r->expire_at_ms;
-    return push(st, e);
+    return push(e);
 }
 
 int store_retain_set(store_t *st, const uint8_t *topic, size_t topic_len, uint64_t msg_id)
 {
-    ev_t *e = ev_new(EV_RETAIN_SET, topic, topic_len, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_RETAIN_SET, topic, topic_len, NULL, 0, NULL, 0);
     if (e)
         e->msg_id = msg_id;
-    return push(st, e);
+    return push(e);
 }
 
 int store_retain_del(store_t *st, const uint8_t *topic, size_t topic_len)
 {
-    return push(st, ev_new(EV_RETAIN_DEL, topic, topic_len, NULL, 0, NULL, 0));
+    return push(ev_new(st, EV_RETAIN_DEL, topic, topic_len, NULL, 0, NULL, 0));
 }
 
 int store_session_put(store_t *st, const store_session_row_t *r)
 {
     size_t un = r->username ? strlen(r->username) : 0;
-    ev_t *e = ev_new(EV_SESSION_PUT, r->client_id, r->client_id_len, r->username, un, NULL, 0);
+    ev_t *e = ev_new(st, EV_SESSION_PUT, r->client_id, r->client_id_len, r->username, un, NULL, 0);
     if (!e)
         return -1;
     e->has_s1 = r->username != NULL;
@@ -697,17 +763,17 @@ int store_session_put(store_t *st, const store_session_row_t *r)
     e->flag_a = r->will_retain;
     e->will_delay = r->will_delay;
     e->pid = r->listener;
-    return push(st, e);
+    return push(e);
 }
 
 int store_session_del(store_t *st, const char *client_id, size_t len)
 {
-    return push(st, ev_new(EV_SESSION_DEL, client_id, len, NULL, 0, NULL, 0));
+    return push(ev_new(st, EV_SESSION_DEL, client_id, len, NULL, 0, NULL, 0));
 }
 
 int store_sub_put(store_t *st, const store_sub_row_t *r)
 {
-    ev_t *e = ev_new(EV_SUB_PUT, r->client_id, r->client_id_len, r->filter, r->filter_len, NULL, 0);
+    ev_t *e = ev_new(st, EV_SUB_PUT, r->client_id, r->client_id_len, r->filter, r->filter_len, NULL, 0);
     if (!e)
         return -1;
     e->qos = r->qos;
@@ -715,18 +781,18 @@ int store_sub_put(store_t *st, const store_sub_row_t *r)
     e->flag_b = r->retain_as_published;
     e->retain_handling = r->retain_handling;
     e->u32 = r->sub_id;
-    return push(st, e);
+    return push(e);
 }
 
 int store_sub_del(store_t *st, const char *client_id, size_t len, const uint8_t *filter,
                   size_t filter_len)
 {
-    return push(st, ev_new(EV_SUB_DEL, client_id, len, filter, filter_len, NULL, 0));
+    return push(ev_new(st, EV_SUB_DEL, client_id, len, filter, filter_len, NULL, 0));
 }
 
 int store_delivery_put(store_t *st, const store_delivery_row_t *r)
 {
-    ev_t *e = ev_new(EV_DLV_PUT, r->client_id, r->client_id_len, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_DLV_PUT, r->client_id, r->client_id_len, NULL, 0, NULL, 0);
     if (!e)
         return -1;
     e->id = r->id;
@@ -737,52 +803,52 @@ int store_delivery_put(store_t *st, const store_delivery_row_t *r)
     e->pid = r->pid;
     e->nsub = r->nsub > STORE_MAX_SUB_IDS ? STORE_MAX_SUB_IDS : r->nsub;
     memcpy(e->sub_ids, r->sub_ids, sizeof(e->sub_ids));
-    return push(st, e);
+    return push(e);
 }
 
 int store_delivery_state(store_t *st, uint64_t id, uint8_t state, uint16_t pid)
 {
-    ev_t *e = ev_new(EV_DLV_STATE, NULL, 0, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_DLV_STATE, NULL, 0, NULL, 0, NULL, 0);
     if (e) {
         e->id = id;
         e->state = state;
         e->pid = pid;
     }
-    return push(st, e);
+    return push(e);
 }
 
 int store_delivery_del(store_t *st, uint64_t id, uint64_t msg_id)
 {
-    ev_t *e = ev_new(EV_DLV_DEL, NULL, 0, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_DLV_DEL, NULL, 0, NULL, 0, NULL, 0);
     if (e) {
         e->id = id;
         e->msg_id = msg_id;
     }
-    return push(st, e);
+    return push(e);
 }
 
 int store_rx_qos2_put(store_t *st, const char *client_id, size_t len, uint16_t pid)
 {
-    ev_t *e = ev_new(EV_RX_PUT, client_id, len, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_RX_PUT, client_id, len, NULL, 0, NULL, 0);
     if (e)
         e->pid = pid;
-    return push(st, e);
+    return push(e);
 }
 
 int store_rx_qos2_del(store_t *st, const char *client_id, size_t len, uint16_t pid)
 {
-    ev_t *e = ev_new(EV_RX_DEL, client_id, len, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_RX_DEL, client_id, len, NULL, 0, NULL, 0);
     if (e)
         e->pid = pid;
-    return push(st, e);
+    return push(e);
 }
 
 int store_ack(store_t *st, void *token)
 {
-    ev_t *e = ev_new(EV_ACK, NULL, 0, NULL, 0, NULL, 0);
+    ev_t *e = ev_new(st, EV_ACK, NULL, 0, NULL, 0, NULL, 0);
     if (e)
         e->token = token;
-    return push(st, e);
+    return push(e);
 }
 
 /* ---- applying a batch ------------------------------------------------------------------ */
@@ -1068,18 +1134,41 @@ static int commit_batch(store_t *st, ev_t *batch)
     return -1;
 }
 
-static void handle_batch(store_t *st, ev_t *batch)
+/* The batch's acknowledgements to done: all at once, or one by one when there is no
+ * memory for the list. */
+static void report_done(store_t *st, ev_t *batch, int status)
 {
-    if (!batch)
+    size_t n = 0;
+    for (ev_t *e = batch; e; e = e->next)
+        n += e->kind == EV_ACK;
+    if (!n || !st->done)
         return;
-    int status = commit_batch(st, batch);
-    while (batch) {
-        ev_t *next = batch->next;
-        if (batch->kind == EV_ACK && st->done)
-            st->done(st->done_arg, batch->token, status);
-        free(batch);
-        batch = next;
+    if (n > st->tokens_cap) {
+        void **t = realloc(st->tokens, n * sizeof(*t));
+        if (t) {
+            st->tokens = t;
+            st->tokens_cap = n;
+        }
     }
+    size_t k = 0;
+    for (ev_t *e = batch; e; e = e->next) {
+        if (e->kind != EV_ACK)
+            continue;
+        if (n > st->tokens_cap) {
+            st->done(st->done_arg, &e->token, 1, status);
+            continue;
+        }
+        st->tokens[k++] = e->token;
+    }
+    if (k)
+        st->done(st->done_arg, st->tokens, k, status);
+}
+
+static void handle_batch(store_t *st, ev_t *batch, chunk_t *chunks)
+{
+    if (batch)
+        report_done(st, batch, commit_batch(st, batch));
+    free_chunks(chunks);
 }
 
 static void *store_main(void *arg)
@@ -1101,10 +1190,12 @@ static void *store_main(void *arg)
         }
         bool stop = st->stop;
         ev_t *batch = st->head;
+        chunk_t *chunks = st->chunks;
         st->head = st->tail = NULL;
+        st->chunks = NULL;
         st->queued = 0;
         pthread_mutex_unlock(&st->lock);
-        handle_batch(st, batch);
+        handle_batch(st, batch, chunks);
         if (st->periodic) {
             clock_gettime(CLOCK_MONOTONIC, &due);
             due.tv_sec += st->autosave_interval;
@@ -1152,8 +1243,10 @@ void store_close(store_t *st)
         char err[4400];
         if (st->db || connect_db(st, false, err, sizeof(err)) == 0) {
             ev_t *batch = st->head;
+            chunk_t *chunks = st->chunks;
             st->head = st->tail = NULL;
-            handle_batch(st, batch);
+            st->chunks = NULL;
+            handle_batch(st, batch, chunks);
         } else {
             log_msg(LOG_ERR, "Error: %s; the last changes are lost", err);
         }

@@ -5,7 +5,7 @@
  * append events (store_*_put/_del, any thread, a short mutex) and the store thread applies
  * everything queued in one transaction (group commit). store_ack marks a point in the
  * queue: once the transaction holding every event queued before it has committed (or
- * failed), the done callback runs on the store thread with the token, in queue order.
+ * failed), the done callback gets the token on the store thread, in queue order.
  * At start-up, before any thread runs, store_restore reads everything back.
  *
  * The store knows nothing of the broker's types: rows are plain values (store_*_row_t).
@@ -82,9 +82,11 @@ typedef struct store_delivery_row {
     uint32_t sub_ids[STORE_MAX_SUB_IDS];
 } store_delivery_row_t;
 
-/* Runs on the store thread after the commit: status 0, or -1 when the transaction failed
- * (disk full, I/O error: logged by the store). */
-typedef void (*store_done_fn)(void *arg, void *token, int status);
+/* Runs on the store thread after each commit with the tokens of the store_ack calls the
+ * transaction covered, in queue order: status 0, or -1 when it failed (disk full, I/O
+ * error: logged by the store). Once per transaction, so that the receiver can hand the
+ * acknowledgements on in one go. */
+typedef void (*store_done_fn)(void *arg, void *const *tokens, size_t n, int status);
 
 /* Open (or create) the database at o->path and check it is Midge's: a file that is not an
  * SQLite database, is corrupt, belongs to another application or to a newer schema is

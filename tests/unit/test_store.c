@@ -133,11 +133,12 @@ static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static int done_tokens[8];
 static int done_count;
 
-static void on_done(void *arg, void *token, int status)
+static void on_done(void *arg, void *const *tokens, size_t n, int status)
 {
     (void)arg;
     pthread_mutex_lock(&done_lock);
-    done_tokens[done_count++] = status == 0 ? *(int *)token : -1;
+    for (size_t i = 0; i < n && done_count < 8; i++)
+        done_tokens[done_count++] = status == 0 ? *(int *)tokens[i] : -1;
     pthread_cond_signal(&done_cond);
     pthread_mutex_unlock(&done_lock);
 }
