@@ -249,10 +249,8 @@ void broker_cleanup(broker_t *b)
         /* Connections first: closing them sends sessions offline, on their owners. */
         for (int i = 0; i < b->nworkers; i++) {
             worker_t *w = &b->workers[i];
-            while (w->conns) {
-                w->conns->normal_disconnect = true; /* no wills at shutdown */
-                conn_close(w->conns, NULL);
-            }
+            while (w->conns)
+                conn_close(w->conns, NULL); /* wills: worker_session_offline */
         }
         /* The sessions' last changes are committed; acknowledgements still coming back
          * land in the inboxes, released with them below. */

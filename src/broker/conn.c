@@ -419,8 +419,11 @@ void conn_close(conn_t *c, const char *reason)
         log_msg(LOG_INFO, "Connection from %s closed: %s", c->peer, reason);
     }
     if (c->xp) {
-        /* The layers' goodbye (close_notify, a WebSocket close frame), best effort. */
-        xport_shutdown(c->xp, c->normal_disconnect ? 1000 : 1011);
+        /* The layers' goodbye (close_notify, a WebSocket close frame: 1001 "going away"
+         * when the broker stops), best effort. */
+        xport_shutdown(c->xp, c->normal_disconnect       ? 1000
+                              : atomic_load(&b->stopping) ? 1001
+                                                          : 1011);
         xport_flush(c->xp, c->fd);
     }
     loop_remove(&w->loop, c->fd);

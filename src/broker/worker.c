@@ -517,11 +517,15 @@ void worker_session_offline(worker_t *w, session_t *s, bool send_will)
     s->conn = NULL;
     atomic_store(&s->online, false);
     s->offline_since_ms = loop_now_ms();
+    /* A stop closes every connection: the will is not sent now, but a stored session
+     * keeps it, due after its delay from now, and the next start sends it unless the
+     * client is back by then (persist.c restores it so). */
+    bool stopping = atomic_load(&w->b->stopping);
     if (s->will) {
-        if (!send_will) {
+        if (!send_will || (stopping && (s->expiry == 0 || !w->b->store))) {
             message_unref(s->will);
             s->will = NULL;
-        } else if (s->will_delay == 0 || s->expiry == 0) {
+        } else if (!stopping && (s->will_delay == 0 || s->expiry == 0)) {
             worker_publish_will(w, s);
         } else {
             uint32_t delay = s->will_delay < s->expiry ? s->will_delay : s->expiry;

@@ -202,21 +202,47 @@ def test_sync_full_keeps_what_was_acknowledged_across_kill(store):
     sub.close()
 
 
-def test_will_with_delay_is_sent_after_a_crash(store):
+def device_with_will(broker, delay):
+    c = Client(broker, "dev", V5, clean=False,
+               properties=props(PacketTypes.CONNECT, SessionExpiryInterval=60),
+               will={"topic": "will/dev", "payload": b"gone", "qos": 1,
+                     "properties": props(PacketTypes.WILLMESSAGE, WillDelayInterval=delay)})
+    assert c.connected
+    return c
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_will_with_delay_is_sent_after_a_restart(store, how):
+    """The device's connection ends with the broker, cleanly or not: its stored session
+    keeps the will, which the next start sends once the delay (counted from the stop) is
+    over."""
     b = store.start()
     watcher = v5_session(b, "watcher")
     watcher.subscribe("will/#", qos=1)
     watcher.disconnect()
-    c = Client(b, "dev", V5, clean=False,
-               properties=props(PacketTypes.CONNECT, SessionExpiryInterval=60),
-               will={"topic": "will/dev", "payload": b"gone", "qos": 1,
-                     "properties": props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)})
-    assert c.connected
-    b = store.restart("kill")  # the device's connection dies with the broker
+    c = device_with_will(b, 1)
+    b = store.restart(how)
     c.close()
     watcher = v5_session(b, "watcher")
     m = watcher.expect_message(timeout=4)
     assert (m.topic, m.payload) == ("will/dev", b"gone")
+
+
+def test_will_not_sent_when_the_device_is_back_within_the_delay(store):
+    """A clean stop sends no will, and a device that reconnects after the restart within
+    its will delay cancels it (MQTT 5.0 section 3.1.3.2.2)."""
+    b = store.start()
+    watcher = v5_session(b, "watcher")
+    watcher.subscribe("will/#", qos=1)
+    c = device_with_will(b, 2)
+    b = store.restart("stop")
+    c.close()
+    watcher.close()
+    c = device_with_will(b, 2)  # back in time, as a device whose broker restarted
+    watcher = v5_session(b, "watcher")
+    assert watcher.session_present
+    watcher.expect_no_message(2.5)
+    c.close()
 
 
 # ---- exactly once across a crash ----
