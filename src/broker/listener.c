@@ -36,6 +36,35 @@ static tls_ctx_t *load_tls(const config_listener_t *c)
     return t;
 }
 
+/* The first TLS listener before i with the same TLS options (8883 and 9443 in
+ * midge.conf): listeners share one context, so the files are read once and a session
+ * ticket from one resumes on the other. -1 when i is the first. */
+static int tls_owner(const broker_t *b, int i)
+{
+    const config_listener_t *c = b->listener[i].cfg;
+    for (int j = 0; j < i; j++) {
+        const config_listener_t *o = b->listener[j].cfg;
+        if (o->certfile[0] && strcmp(o->certfile, c->certfile) == 0 &&
+            strcmp(o->keyfile, c->keyfile) == 0 && strcmp(o->cafile, c->cafile) == 0 &&
+            strcmp(o->capath, c->capath) == 0 && strcmp(o->crlfile, c->crlfile) == 0 &&
+            strcmp(o->ciphers, c->ciphers) == 0 && strcmp(o->ciphers13, c->ciphers13) == 0 &&
+            strcmp(o->tls_version, c->tls_version) == 0 &&
+            o->require_certificate == c->require_certificate)
+            return j;
+    }
+    return -1;
+}
+
+/* The TLS context for listener i: a new reference to its owner's (loaded in this pass
+ * already, or kept when that failed), or a new one. NULL when loading failed. */
+static tls_ctx_t *take_tls(broker_t *b, int i)
+{
+    int owner = tls_owner(b, i);
+    if (owner >= 0)
+        return tls_ctx_ref(atomic_load(&b->listener[owner].tls));
+    return load_tls(b->listener[i].cfg);
+}
+
 /* Returns 0 with *out NULL when the listener has neither file. */
 static int load_auth(const config_listener_t *c, auth_t **out)
 {
@@ -206,7 +235,7 @@ int listeners_open(broker_t *b)
         l->cfg = c;
         l->index = i;
         if (c->certfile[0]) {
-            tls_ctx_t *t = load_tls(c);
+            tls_ctx_t *t = take_tls(b, i);
             if (!t)
                 return -1;
             atomic_store(&l->tls, t);
@@ -293,9 +322,12 @@ void listeners_reload(broker_t *b)
         listener_t *l = &b->listener[i];
         const config_listener_t *c = l->cfg;
         if (c->certfile[0]) {
-            tls_ctx_t *t = load_tls(c);
-            if (t)
-                old_tls[i] = atomic_exchange(&l->tls, t);
+            tls_ctx_t *t = take_tls(b, i);
+            tls_ctx_t *old = t ? atomic_exchange(&l->tls, t) : NULL;
+            if (old == t && t)
+                tls_ctx_unref(old); /* its owner kept its old one: so does this one */
+            else
+                old_tls[i] = old;
         }
         bool changed = old_tls[i] != NULL;
         auth_t *a;

@@ -226,11 +226,12 @@ CONNECT_311 = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
 CONNACK_311_OK = b"\x20\x02\x00\x00"
 
 
-def s_client_connect(broker, certs, *flags):
-    """Runs `openssl s_client -msg` against the TLS port, sends CONNECT_311 through it and
-    waits for the CONNACK: everything the server sent before that (its tickets among it)
-    has then been printed. Returns s_client's whole output."""
-    p = subprocess.Popen(["openssl", "s_client", "-connect", f"{broker.host}:{broker.tls_port}",
+def s_client_connect(broker, certs, *flags, port=None):
+    """Runs `openssl s_client -msg` against the TLS port (or `port`), sends CONNECT_311
+    through it and waits for the CONNACK: everything the server sent before that (its
+    tickets among it) has then been printed. Returns s_client's whole output."""
+    port = port or broker.tls_port
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"{broker.host}:{port}",
                           "-CAfile", os.path.join(certs, "ca.crt"), "-servername", "localhost",
                           "-msg", *flags],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -276,6 +277,30 @@ def test_tls13_default_suites_tickets_and_resumption(tls_broker, certs, tmp_path
     # Python's ssl (OpenSSL's default order) gets AES-128 too.
     with tls_socket(b, client_context(certs)) as s:
         assert (s.version(), s.cipher()[0]) == ("TLSv1.3", "TLS_AES_128_GCM_SHA256")
+
+
+@pytest.mark.midge_only
+def test_listeners_with_the_same_tls_options_share_their_session_tickets(
+        broker_factory, certs, tmp_path):
+    """Two TLS listeners with the same certificate files (8883 and 9443 in midge.conf) use
+    one TLS context: a ticket from one resumes on the other. A listener with other TLS
+    options has its own, and the ticket is not accepted there (a full handshake). Still so
+    after a SIGHUP reload."""
+    ports = [free_port() for _ in range(3)]
+    b = broker_factory(config="\n".join([
+        tls_listener(certs, ports[0]), tls_listener(certs, ports[1]),
+        tls_listener(certs, ports[2], extra=["ciphers_tls1.3 TLS_AES_256_GCM_SHA384"])]))
+    b.tls_port = ports[0]
+    for reload in (False, True):
+        if reload:
+            b.proc.send_signal(signal.SIGHUP)
+            expect_log_line(b, "Reloaded TLS certificates")
+        sess = str(tmp_path / f"session-{reload}.pem")
+        assert "New, TLSv1.3" in s_client_connect(b, certs, "-sess_out", sess)
+        out = s_client_connect(b, certs, "-sess_in", sess, port=ports[1])
+        assert "Reused, TLSv1.3" in out, out
+        out = s_client_connect(b, certs, "-sess_in", sess, port=ports[2])
+        assert "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384" in out, out
 
 
 @pytest.fixture
