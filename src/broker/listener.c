@@ -322,9 +322,9 @@ void listeners_reload(broker_t *b)
         listener_t *l = &b->listener[i];
         const config_listener_t *c = l->cfg;
         if (c->certfile[0]) {
-            tls_ctx_t *t = take_tls(b, i);
+            tls_ctx_t *t = take_tls(b, i); /* NULL: loading failed, the old one stays */
             tls_ctx_t *old = t ? atomic_exchange(&l->tls, t) : NULL;
-            if (old == t && t)
+            if (old && old == t)
                 tls_ctx_unref(old); /* its owner kept its old one: so does this one */
             else
                 old_tls[i] = old;

@@ -26,10 +26,6 @@
 
 #define INBOX_BATCH 8192 /* items handled per turn before the sockets get their turn */
 #define TICK_MS 250
-/* Backpressure (DESIGN.md, "Fairness"): when a worker has more than thread_backlog_limit
- * items waiting, the other workers stop reading from the connections that are flooding
- * (those whose last read filled its budget) until every backlog is under a quarter of it.
- * TCP then slows those publishers down; quiet clients keep being read. */
 int item_vec_push(item_vec_t *v, const inbox_item_t *it)
 {
     if (v->len == v->cap) {
@@ -517,12 +513,13 @@ void worker_session_offline(worker_t *w, session_t *s, bool send_will)
     s->conn = NULL;
     atomic_store(&s->online, false);
     s->offline_since_ms = loop_now_ms();
-    /* A stop closes every connection: the will is not sent now, but a stored session
-     * keeps it, due after its delay from now, and the next start sends it unless the
-     * client is back by then (persist.c restores it so). */
+    /* A stop closes every connection and sends no will: a stored session keeps it, due
+     * after its delay from now, and the next start sends it unless the client is back by
+     * then (persist.c restores it so). Anything else loses it with the process. */
     bool stopping = atomic_load(&w->b->stopping);
+    bool kept_for_next_start = s->expiry != 0 && w->b->store;
     if (s->will) {
-        if (!send_will || (stopping && (s->expiry == 0 || !w->b->store))) {
+        if (!send_will || (stopping && !kept_for_next_start)) {
             message_unref(s->will);
             s->will = NULL;
         } else if (!stopping && (s->will_delay == 0 || s->expiry == 0)) {
@@ -749,6 +746,11 @@ static void on_listen(worker_t *w, const listen_socket_t *ls)
 }
 
 /* ---- backpressure ---------------------------------------------------------------- */
+
+/* Backpressure (DESIGN.md, "Fairness"): when a worker has more than thread_backlog_limit
+ * items waiting, the other workers stop reading from the connections that are flooding
+ * (those whose last read filled its budget) until every backlog is under a quarter of it.
+ * TCP then slows those publishers down; quiet clients keep being read. */
 
 static size_t max_backlog(broker_t *b)
 {

@@ -227,3 +227,25 @@ def test_backpressure_between_threads(broker_factory):
     assert paused > 0
     for c in (loader, sub, pub, burst, watcher):
         c.close()
+
+
+def threads_run_s(pid):
+    """The process's threads' run time from /proc/PID/task/*/schedstat, in seconds."""
+    ns = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            ns += int(f.read().split()[0])
+    return ns / 1e9
+
+
+def test_broker_pid_reports_the_brokers_run_time(broker):
+    """--broker-pid: the broker's CPU over the run, from its threads' schedstat (to the
+    nanosecond), so within what the broker ran from before midge-bench started to after it
+    ended, and more than nothing for 20,000 messages."""
+    pid = broker.proc.pid
+    before = threads_run_s(pid)
+    _, res = bench(broker, "pairs", "-c", 2, "-n", 10000, "-q", 0, "--broker-pid", pid)
+    after = threads_run_s(pid)
+    assert res["broker"]["pid"] == pid
+    assert 0 < res["broker"]["cpu_s"] <= after - before + 0.001, (res["broker"], before, after)
+    assert res["broker"]["vmhwm_kb"] > 0
