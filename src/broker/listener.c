@@ -36,9 +36,9 @@ static tls_ctx_t *load_tls(const config_listener_t *c)
     return t;
 }
 
-/* The first TLS listener before i with the same TLS options (8883 and 9443 in
- * midge.conf): listeners share one context, so the files are read once and a session
- * ticket from one resumes on the other. -1 when i is the first. */
+/* The first TLS listener before i with the same TLS options: listeners share one
+ * context, so the files are read once and a session ticket from one resumes on the
+ * other. -1 when i is the first. */
 static int tls_owner(const broker_t *b, int i)
 {
     const config_listener_t *c = b->listener[i].cfg;

@@ -590,7 +590,7 @@ int cli_parse_with(cli_t *c, int tool, const cli_extra_t *extra, int argc, char 
     }
     if (c->connect_props.user_count)
         c->o.connect_props = &c->connect_props;
-    if (c->o.will_topic || sensor)
+    if (c->o.will_topic)
         c->o.will_props = &c->will_props;
     c->o.clean_start = clean;
     /* -c without -x: the session never expires, as mosquitto does. */
@@ -629,7 +629,6 @@ void cli_free(cli_t *c)
     c->url_buf = NULL;
     midge_transport_free(c->transport);
     c->transport = NULL;
-    c->transport_made = false;
 }
 
 int cli_connect(cli_t *c, midge_client_t **out)
@@ -641,11 +640,8 @@ int cli_connect_with(cli_t *c, const midge_options_t *opts, midge_client_t **out
 {
     midge_client_t *cl;
     *out = NULL;
-    if (!c->transport_made) {
-        if (make_transport(c))
-            return 1;
-        c->transport_made = true;
-    }
+    if (!c->o.transport && make_transport(c)) /* once: it sets c->o.transport, or none */
+        return 1;
     midge_options_t o = *opts;
     o.host = c->o.host; /* --unix puts the socket's path there */
     o.transport = c->o.transport;

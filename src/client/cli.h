@@ -36,7 +36,6 @@ typedef struct cli {
     const char *unix_path;
     const char *ws_path;          /* --ws-path; NULL: /mqtt */
     midge_transport_t *transport; /* made by cli_connect; freed by cli_free */
-    bool transport_made;          /* the first cli_connect made it (or found none needed) */
     /* -D: MQTT 5.0 properties of CONNECT, PUBLISH and the will */
     bool has_props;
     midge_props_t connect_props, publish_props, will_props;

@@ -48,11 +48,6 @@ size_t sensor_topic(char *buf, size_t cap, const char *prefix, const char *id, c
     return t.ok ? t.len : 0;
 }
 
-const char *sensor_sample_leaf(const sensor_sample_t *s)
-{
-    return s->error[0] ? "error" : "reading";
-}
-
 /* The civil date of a day count since 1970-01-01 in the proleptic Gregorian calendar:
  * count in 400-year eras of 146097 days, starting each year on 1 March so that the leap
  * day is the last day of the year. */

@@ -41,9 +41,6 @@ bool sensor_id_valid(const char *id);
  * or 0 when it does not fit in cap (NUL included). */
 size_t sensor_topic(char *buf, size_t cap, const char *prefix, const char *id, const char *leaf);
 
-/* The topic leaf of a sample: "reading", or "error" for a failed read. */
-const char *sensor_sample_leaf(const sensor_sample_t *s);
-
 /* ts_ms as RFC 3339 UTC with milliseconds ("2026-11-26T03:40:12.345Z"; years 1970..9999).
  * Returns the length (24), or 0 when cap < 25 or the time is out of that range. */
 size_t sensor_format_ts(char *buf, size_t cap, int64_t ts_ms);

@@ -27,7 +27,8 @@ static uint64_t next_u64(sensor_sim_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-float sensor_sim_uniform(sensor_sim_t *s)
+/* A uniform random number in [0, 1) from the sensor's generator. */
+static float sensor_sim_uniform(sensor_sim_t *s)
 {
     return (float)(next_u64(s) >> 40) * (1.0f / 16777216.0f); /* 24 bits: exact in a float */
 }

@@ -38,8 +38,4 @@ void sensor_sim_init(sensor_sim_t *s, uint64_t seed);
 void sensor_sim_read(sensor_sim_t *s, float tod_s, float dt_s, int64_t ts_ms, uint32_t seq,
                      sensor_sample_t *out);
 
-/* A uniform random number in [0, 1) from the sensor's generator (also for the caller's
- * jitter, so one seed drives everything). */
-float sensor_sim_uniform(sensor_sim_t *s);
-
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "client/cli.h"
+#include "client/sock.h"
 #include "device/iio.h"
 #include "device/ring.h"
 #include "device/sample.h"
@@ -31,7 +32,6 @@
 #define INFLIGHT_WINDOW 64         /* samples handed to libmidge per device and not yet acked */
 #define DRAIN_AFTER_COUNT_MS 30000 /* -C done: how long buffered samples may still wait */
 #define SHUTDOWN_WAIT_MS 3000      /* clean exit: wait for the "offline" PUBACK this long */
-#define SEEDED_DAY_START_S 0.0     /* with --seed the simulated day starts at midnight */
 
 static const char ONLINE[] = "online";
 static const char OFFLINE[] = "offline";
@@ -78,13 +78,6 @@ typedef struct sensor {
 } sensor_t;
 
 /* ---- time ------------------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t wall_ms(void)
 {
@@ -311,7 +304,7 @@ static void take_sample(sensor_t *s, device_t *d)
         /* Model time: nominal, from the schedule, so a seed repeats exactly; the day
          * is the local one, or starts at midnight with --seed. */
         double elapsed = (double)(seq - 1) * s->o.interval_s;
-        float tod = s->o.seeded ? (float)fmod(SEEDED_DAY_START_S + elapsed, 86400.0)
+        float tod = s->o.seeded ? (float)fmod(elapsed, 86400.0) /* from midnight */
                                 : local_time_of_day(ts);
         sensor_sim_read(&d->sim, tod, seq > 1 ? (float)s->o.interval_s : 0.0f, ts, seq, &smp);
     }
@@ -382,6 +375,7 @@ static int connect_device(sensor_t *s, device_t *d)
     o.will_payload_len = sizeof OFFLINE - 1;
     o.will_qos = 1;
     o.will_retain = true;
+    o.will_props = &s->cli.will_props; /* -D will */
     o.reconnect = true;
     o.reconnect_min_ms = 500;
     o.reconnect_max_ms = 10000;
@@ -406,12 +400,12 @@ static void shutdown_device(sensor_t *s, device_t *d)
 {
     if (!d->cl || !midge_client_is_connected(d->cl))
         return;
-    int64_t until = mono_ms() + SHUTDOWN_WAIT_MS;
-    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) && mono_ms() < until) {
+    int64_t until = sock_now_ms() + SHUTDOWN_WAIT_MS;
+    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) && sock_now_ms() < until) {
         drain(s, d);
         midge_client_step(d->cl, 50);
     }
-    int left = (int)(until - mono_ms());
+    int left = (int)(until - sock_now_ms());
     int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1, true,
                                        NULL, left > 100 ? left : 100, NULL);
     if (rc)
@@ -478,9 +472,9 @@ static int poll_devices(sensor_t *s, int timeout_ms)
 static int run(sensor_t *s)
 {
     int64_t drain_until = -1;
-    s->start_mono_ms = mono_ms();
+    s->start_mono_ms = sock_now_ms();
     while (!stop_requested) {
-        int64_t now = mono_ms(), next = now + 1000;
+        int64_t now = sock_now_ms(), next = now + 1000;
         bool all_sampled = true, all_sent = true;
         for (size_t i = 0; i < s->ndev; i++) {
             device_t *d = &s->dev[i];

@@ -258,9 +258,8 @@ def test_unreachable():
         assert err.splitlines()[0] == b"Error: Connection refused", tool
 
 
-# --pretty for midge-sub: the same -F %j/%J output as mosquitto_sub --pretty. The user
-# property is sent first: mosquitto_sub prints properties in wire order, midge-sub in a
-# fixed order that starts with the user properties (a known difference, README).
+# --pretty for midge-sub: the same -F %j/%J output as mosquitto_sub --pretty (both print
+# properties in wire order: test_cli.py's test_format_json_v5_properties checks that).
 
 def sub_pretty_both(broker, fmt, payloads):
     results = {}

@@ -282,8 +282,7 @@ def test_tls13_default_suites_tickets_and_resumption(tls_broker, certs, tmp_path
 @pytest.mark.midge_only
 def test_listeners_with_the_same_tls_options_share_their_session_tickets(
         broker_factory, certs, tmp_path):
-    """Two TLS listeners with the same certificate files (8883 and 9443 in midge.conf) use
-    one TLS context: a ticket from one resumes on the other. A listener with other TLS
+    """Two TLS listeners with the same TLS options use one TLS context: a ticket from one resumes on the other. A listener with other TLS
     options has its own, and the ticket is not accepted there (a full handshake). Still so
     after a SIGHUP reload."""
     ports = [free_port() for _ in range(3)]
