@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from conftest import USE_MOSQUITTO
-from helpers import V5, V311, Client, close_clients, props, user_props  # noqa: F401
+from conftest import USE_MOSQUITTO, Broker
+from helpers import (PUBLISH, V5, V311, Client, RawClient, close_clients, props,  # noqa: F401
+                     user_props)
 from paho.mqtt.packettypes import PacketTypes
 
 
@@ -136,3 +137,20 @@ def test_will_delay_longer_than_session_expiry(broker):
     c.drop()
     m = w.expect_message(timeout=3.5)
     assert m.payload == b"sess-end"
+
+
+@pytest.mark.midge_only
+def test_stop_without_persistence_sends_no_will():
+    """A broker without persistence that stops (SIGTERM) closes every connection and sends
+    no will: a watcher connected at the same time gets none before its own connection
+    closes. Mosquitto 2.0.11 differs: it sends the will to the watcher first."""
+    b = Broker("")  # its own: the test stops it
+    w = RawClient(b, 5)
+    w.connect("watcher")
+    w.subscribe("will/#", qos=1)
+    d = RawClient(b, 5)
+    d.connect("device", will={"topic": "will/dev", "payload": b"gone", "qos": 1})
+    assert b.stop() == 0
+    got = w.expect_closed()
+    assert [p for p in got if p.type == PUBLISH] == [], got
+    d.close()

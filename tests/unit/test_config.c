@@ -106,6 +106,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.connect_timeout, 10);
     assert_int_equal(c.max_topic_alias, 10);
     assert_int_equal(c.receive_maximum, 100);
+    assert_int_equal(c.thread_backlog_limit, 65536);
     assert_int_equal(c.log_types, CONFIG_LOG_DEFAULT);
     assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDERR);
     assert_true(c.log_timestamp);
@@ -349,6 +350,7 @@ static void test_numeric_ranges(void **state)
     load_err("max_keepalive 65536\n", 1, "'max_keepalive'", "65536", "out of range", NULL);
     load_err("sys_interval 2147483648\n", 1, "'sys_interval'", "out of range", NULL);
     load_err("connect_timeout 0\n", 1, "'connect_timeout'", "out of range", NULL);
+    load_err("thread_backlog_limit 15\n", 1, "'thread_backlog_limit'", "out of range", NULL);
     load_err("connect_timeout 86401\n", 1, "'connect_timeout'", "out of range", NULL);
     load_err("max_topic_alias 65536\n", 1, "'max_topic_alias'", "out of range", NULL);
     load_err("receive_maximum 0\n", 1, "'receive_maximum'", "out of range", NULL);
