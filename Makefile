@@ -103,8 +103,10 @@ need_broker = @test -x $(1)/midge || { echo "$(1)/midge was not built (no src/ma
 
 test-unit: build-release
 	ctest --test-dir build --output-on-failure -j $(JOBS) --output-junit junit-unit.xml
-	cd web && node --test --test-reporter=spec --test-reporter-destination=stdout \
-	    --test-reporter=junit --test-reporter-destination=../build/junit-web.xml tests/*.test.mjs
+# web/package.json's "test" script; the reporters through NODE_OPTIONS, since node 20
+# takes what follows the test files (npm test -- ...) for more test files.
+	cd web && NODE_OPTIONS="--test-reporter=spec --test-reporter-destination=stdout \
+	    --test-reporter=junit --test-reporter-destination=../build/junit-web.xml" npm test
 
 test-clang: build-clang/CMakeCache.txt
 	cmake --build build-clang -j $(JOBS)

@@ -19,9 +19,14 @@ done
 [ -f certs/server.crt ] || { echo "run-demo.sh: certs/ is missing: scripts/gen-certs.sh certs" >&2; exit 1; }
 [ -f web/dist/index.html ] || { echo "run-demo.sh: web/dist is missing: make web" >&2; exit 1; }
 
+# True when something accepts TCP connections on 127.0.0.1 port $1.
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # A port already taken would only show as a bind error in the broker's log: say it plainly.
 for port in 1883 8883 9001 9443; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if listening "$port"; then
         echo "run-demo.sh: port $port is in use (another broker running?): stop it first" >&2
         exit 1
     fi
@@ -62,13 +67,13 @@ broker_pid=$!
 
 # Up when 1883 accepts connections (10 s at most), and the broker is still there.
 for _ in $(seq 100); do
-    if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+    if listening 1883; then
         break
     fi
     kill -0 "$broker_pid" 2>/dev/null || { echo "run-demo.sh: midge did not start" >&2; exit 1; }
     sleep 0.1
 done
-(exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null ||
+listening 1883 ||
     { echo "run-demo.sh: midge does not listen on 1883 after 10 s" >&2; exit 1; }
 
 # -r: readings retained, so that a dashboard opened now fills its cards at once.

@@ -4,11 +4,14 @@
 for CONNACK, subscribe and wait for SUBACK, publish and wait for the flow to complete, collect
 messages in a queue. `RawClient` speaks MQTT over a plain socket for what paho hides or does for
 us: not acknowledging, DUP flags, PUBACK/DISCONNECT reason codes, packet ids. Every wait has a
-timeout; nothing here blocks a test forever.
+timeout; nothing here blocks a test forever. `Sensor` runs midge-sensor in the background
+(test_sensor.py, test_dashboard.py).
 """
+import os
 import queue
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import namedtuple
@@ -18,6 +21,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from conftest import MIDGE_BIN
 
 V31, V311, V5 = mqtt.MQTTv31, mqtt.MQTTv311, mqtt.MQTTv5
 TIMEOUT = 5.0  # upper bound of any wait for something that must happen
@@ -559,3 +564,43 @@ class RawClient:
         if self.version == 5 and (rc is not None or properties is not None):
             body = bytes([rc or 0]) + (properties.pack() if properties is not None else b"")
         self.send_packet(DISCONNECT << 4, body)
+
+
+# ---- midge-sensor as a background process (test_sensor.py, test_dashboard.py)
+
+SENSOR = os.path.join(os.path.dirname(os.path.abspath(MIDGE_BIN)), "midge-sensor")
+SAN_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+             "WARNING: ThreadSanitizer")
+
+
+def check_stderr(err):
+    """No sanitizer report in a tool's stderr."""
+    for mark in SAN_MARKS:
+        assert mark not in err, err
+
+
+class Sensor:
+    """midge-sensor as a background process; stdout goes to `stdout` (a file, or nowhere),
+    stderr is kept and checked for sanitizer reports when it ends."""
+
+    def __init__(self, broker, *args, stdout=subprocess.DEVNULL):
+        self.p = subprocess.Popen([SENSOR, "-p", str(broker.port), *args],
+                                  stdout=stdout, stderr=subprocess.PIPE)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def signal(self, sig):
+        self.p.send_signal(sig)
+
+    def wait(self, timeout=10):
+        rc = self.p.wait(timeout)
+        err = self.p.stderr.read().decode()
+        check_stderr(err)
+        return rc, err
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        return self.wait()

@@ -6,7 +6,8 @@
 // each device of DEVICES (comma-separated ids) has a card with a reading, then saves
 // OUT_DIR/dashboard.png; sends SIGKILL to SENSOR_PID (the midge-sensor process publishing
 // for those devices) and waits until every card says offline (the sensor's will), then
-// saves OUT_DIR/dashboard-offline.png; reloads the page (the cards come back from the retained
+// saves OUT_DIR/dashboard-offline.png, and reads the cards again 1.5 s later (their ages
+// keep counting with no new reading); reloads the page (the cards come back from the retained
 // readings and statuses alone) and saves OUT_DIR/dashboard-phone.png (a phone's viewport);
 // then checks the settings form (a bad value refused, a new topic prefix kept over a reload).
 // Prints one JSON line with what the page showed ({"ok": true, ...}) and exits 0; on any
@@ -34,7 +35,7 @@ async function finish(result) {
 }
 setTimeout(() => finish({ ok: false, error: 'timed out after 40 s' }), 40000).unref();
 
-/** What each device's card shows now: {id: {temperature, humidity, status, age}}. */
+/** What each device's card shows now: {id: {temperature, humidity, status, age, error, charts}}. */
 function readCards(page) {
     return page.$$eval('.card', (cards) => Object.fromEntries(cards.map((c) => [c.dataset.device, {
         temperature: c.querySelector('.temperature').textContent,
@@ -42,6 +43,7 @@ function readCards(page) {
         status: c.querySelector('.status').dataset.status,
         age: c.querySelector('.age').textContent,
         error: c.querySelector('.device-error').hidden ? null : c.querySelector('.device-error').textContent,
+        charts: c.querySelectorAll('.chart canvas').length, // uPlot draws into one canvas
     }])));
 }
 
@@ -98,7 +100,6 @@ async function main() {
     if (!response || response.status() !== 200)
         throw new Error(`GET ${url}: ${response ? response.status() : 'no response'}`);
     await page.waitForSelector('#conn[data-state="connected"]', { timeout: STEP_MS });
-    const connectedMs = Date.now() - started;
 
     await waitCards(page, devices, 'online');
     const readingMs = Date.now() - started;
@@ -107,14 +108,21 @@ async function main() {
         null, { timeout: STEP_MS });
     // A few more readings so that the charts have lines, not single points.
     await page.waitForTimeout(3000);
+    // The message rates: numbers (as broker.js formats them), one above zero with the
+    // sensor publishing; measured from two $SYS counters, sys_interval apart.
+    await page.waitForFunction(() => {
+        const rates = ['sys-rate-in', 'sys-rate-out'].map((id) => document.getElementById(id).textContent);
+        return rates.every((r) => /^\d+(\.\d+)?$/.test(r)) && rates.some((r) => Number(r) > 0);
+    }, null, { timeout: STEP_MS });
     const online = await readCards(page);
     const broker = await page.$eval('.broker', (b) => ({
         clients: b.querySelector('#sys-clients').textContent,
+        rateIn: b.querySelector('#sys-rate-in').textContent,
+        rateOut: b.querySelector('#sys-rate-out').textContent,
         uptime: b.querySelector('#sys-uptime').textContent,
         version: b.querySelector('#sys-version').textContent,
     }));
-    const shot = path.join(outDir, 'dashboard.png');
-    await page.screenshot({ path: shot, fullPage: true });
+    await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true });
 
     process.kill(Number(sensorPid), 'SIGKILL');
     const killed = Date.now();
@@ -122,6 +130,9 @@ async function main() {
     const offlineMs = Date.now() - killed;
     const offline = await readCards(page);
     await page.screenshot({ path: path.join(outDir, 'dashboard-offline.png'), fullPage: true });
+    // No reading comes any more: the ages shown keep counting, once a second.
+    await page.waitForTimeout(1500);
+    const offlineLater = await readCards(page);
 
     // With no sensor left, a new page can only fill its cards from the retained messages.
     await page.reload({ timeout: STEP_MS });
@@ -135,8 +146,8 @@ async function main() {
 
     const settings = await checkSettings(page);
 
-    await finish({ ok: true, connectedMs, readingMs, offlineMs, online, offline, reloaded, broker,
-        phoneOverflow, settings, problems, screenshot: shot });
+    await finish({ ok: true, readingMs, offlineMs, online, offline, offlineLater,
+        reloaded, broker, phoneOverflow, settings, problems });
 }
 
 main().catch((e) => finish({ ok: false, error: String(e && e.stack || e) }));

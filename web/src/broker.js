@@ -24,6 +24,11 @@ export function formatUptime(s) {
     return `${s} s`;
 }
 
+const decoder = new TextDecoder();
+
+/** The element each direction's rate is shown in. */
+const RATE_FIELD = { in: 'rateIn', out: 'rateOut' };
+
 function formatRate(perSecond) {
     return perSecond < 10 ? perSecond.toFixed(1) : Math.round(perSecond).toString();
 }
@@ -47,7 +52,7 @@ export class BrokerPanel {
 
     /** Handles a $SYS message; returns false when it is not one of SYS_TOPICS. */
     handle(topic, payload) {
-        const text = new TextDecoder().decode(payload).trim();
+        const text = decoder.decode(payload).trim();
         const n = Number.parseFloat(text);
         switch (topic) {
         case '$SYS/broker/version':
@@ -63,16 +68,16 @@ export class BrokerPanel {
             this.fields.clients.textContent = Number.isFinite(n) ? String(n) : text;
             return true;
         case '$SYS/broker/messages/received':
-            this.count('in', n, this.fields.rateIn);
+            this.count('in', n);
             return true;
         case '$SYS/broker/messages/sent':
-            this.count('out', n, this.fields.rateOut);
+            this.count('out', n);
             return true;
         case '$SYS/broker/load/messages/received/1min':
-            this.load('in', n, this.fields.rateIn);
+            this.load('in', n);
             return true;
         case '$SYS/broker/load/messages/sent/1min':
-            this.load('out', n, this.fields.rateOut);
+            this.load('out', n);
             return true;
         default:
             return false;
@@ -80,20 +85,21 @@ export class BrokerPanel {
     }
 
     /** A new total: the rate is the increase over the broker's uptime since the last one. */
-    count(dir, total, field) {
+    count(dir, total) {
         if (!Number.isFinite(total) || this.uptime === null)
             return;
         const last = this.counters[dir];
         this.counters[dir] = { total, uptime: this.uptime, rated: last?.rated || false };
         if (last && this.uptime > last.uptime && total >= last.total) {
-            field.textContent = formatRate((total - last.total) / (this.uptime - last.uptime));
+            const rate = (total - last.total) / (this.uptime - last.uptime);
+            this.fields[RATE_FIELD[dir]].textContent = formatRate(rate);
             this.counters[dir].rated = true;
         }
     }
 
     /** The broker's one-minute average (per minute), shown until two totals give a rate. */
-    load(dir, perMinute, field) {
+    load(dir, perMinute) {
         if (Number.isFinite(perMinute) && !this.counters[dir]?.rated)
-            field.textContent = formatRate(perMinute / 60);
+            this.fields[RATE_FIELD[dir]].textContent = formatRate(perMinute / 60);
     }
 }

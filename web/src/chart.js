@@ -12,7 +12,6 @@ const HUM_COLOUR = '#1c7ed6';
 export class DeviceChart {
     /** Draws into `container` (sized by CSS) the points of `history` ({ms, temperature, humidity}). */
     constructor(container, history) {
-        this.container = container;
         const opts = {
             width: Math.max(container.clientWidth, 200),
             height: 150,

@@ -6,6 +6,8 @@
 import { DeviceChart, HISTORY_SECONDS } from './chart.js';
 import { formatAge, parseError, parseReading, parseTopic } from './payloads.js';
 
+const decoder = new TextDecoder();
+
 /** A small element with a class and optional text. */
 function el(tag, className, text) {
     const e = document.createElement(tag);
@@ -21,7 +23,6 @@ class Device {
     constructor(id) {
         this.id = id;
         this.latest = null; // {ms, temperature, humidity, seq}
-        this.status = null; // 'online', 'offline' or whatever the status topic said; null: unknown
         this.error = null; // {ms, text}
         this.history = { ms: [], temperature: [], humidity: [] };
         this.card = this.buildCard();
@@ -88,7 +89,6 @@ class Device {
     }
 
     setStatus(text) {
-        this.status = text;
         this.statusEl.textContent = text || 'unknown';
         this.statusEl.dataset.status = text === 'online' || text === 'offline' ? text : 'other';
         this.card.classList.toggle('offline', text === 'offline');
@@ -159,7 +159,7 @@ export class DeviceBoard {
         if (!t)
             return false;
         const { id, kind } = t;
-        const text = new TextDecoder().decode(payload);
+        const text = decoder.decode(payload);
         if (kind === 'reading') {
             const r = parseReading(text);
             if (r instanceof Error)
