@@ -65,19 +65,28 @@ class Device:
         self.buf = b""
         self.lines = []
 
-    def expect(self, line, timeout=10):
-        """Read event lines until `line` comes (bounded); a line ending in a space matches
-        as a prefix ("disconnected ")."""
+    def _read_until(self, seen, what, timeout):
+        """Read event lines until seen() holds (bounded)."""
         fd = self.p.stdout.fileno()
-        while not any(x == line or (line.endswith(" ") and x.startswith(line))
-                      for x in self.lines):
+        while not seen():
             r, _, _ = select.select([fd], [], [], timeout)
-            assert r, f"no {line!r} from the device within {timeout}s: {self.lines}"
+            assert r, f"no {what} from the device within {timeout}s: {self.lines}"
             chunk = os.read(fd, 4096)
-            assert chunk, f"device exited ({self.p.wait(5)}) before {line!r}: {self.lines}"
+            assert chunk, f"device exited ({self.p.wait(5)}) before {what}: {self.lines}"
             self.buf += chunk
             *done, self.buf = self.buf.split(b"\n")
             self.lines += [x.decode() for x in done]
+
+    def expect(self, line, timeout=10):
+        """Read event lines until `line` comes; a line ending in a space matches as a
+        prefix ("disconnected ")."""
+        self._read_until(lambda: any(x == line or (line.endswith(" ") and x.startswith(line))
+                                     for x in self.lines), repr(line), timeout)
+
+    def expect_sample(self, seq, timeout=10):
+        """Wait until the device has taken sample seq (a reading or a failed read)."""
+        self._read_until(lambda: f"reading {seq}" in self.lines or
+                         f"failed-read {seq}" in self.lines, f"sample {seq}", timeout)
 
     def kill(self):
         """SIGKILL: the socket closes without DISCONNECT, as when a device loses power."""
@@ -128,10 +137,20 @@ def test_readings_status_and_will(broker):
     later.expect_no_message(0.3)
 
 
+def ts_ms(m):
+    """The sample's own timestamp ("ts"), in milliseconds since the epoch."""
+    ts = re.search(rb'"ts":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z"', m.payload)
+    assert ts, m.payload
+    return calendar.timegm(time.strptime(ts[1].decode(), "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[2])
+
+
 def test_device_reconnects_and_announces_itself_again(broker_factory):
     """The broker goes away and comes back on the same port: the device reconnects on its
-    own (libmidge's backoff) and publishes "online" again, then keeps publishing readings."""
+    own (libmidge's backoff) and publishes "online" again. The readings taken meanwhile
+    (one every 100 ms, up to DEVICE_BUFFER of them) come first, in order, with the time
+    they were taken, and the live ones follow without a gap."""
     b1 = Broker()  # not from the factory: it is stopped on purpose
+    t0 = time.time()
     dev = Device(b1, "dev2", 100, 0)
     try:
         dev.expect("connected 1")
@@ -139,16 +158,24 @@ def test_device_reconnects_and_announces_itself_again(broker_factory):
         assert b1.alive()
         b1.stop()
         dev.expect("disconnected ")  # lost, or the broker's 5.0 DISCONNECT reason
+        taken = max(int(x.split()[1]) for x in dev.lines if x.startswith(("reading ",
+                                                                          "failed-read ")))
+        for seq in range(taken + 1, taken + 4):  # three more taken offline
+            dev.expect_sample(seq)
         b2 = broker_factory(port=b1.port)
         watcher = Client(b2, "pc-watcher2", protocol=V5)
         watcher.subscribe("sensors/dev2/#", qos=1)
+        up_ms = time.time() * 1000
         dev.expect("connected 2", timeout=15)
         m = watcher.expect_message(timeout=10)
         # The retained "online" (it may come first from the retained store or live).
         assert (m.topic, m.payload) == ("sensors/dev2/status", b"online")
-        m = watcher.expect_message(timeout=10)
-        assert m.topic in ("sensors/dev2/reading", "sensors/dev2/error")
-        assert m.payload.startswith(b'{"device":"dev2","ts":"')
+        got = watcher.expect_messages(12, timeout=10)
+        seqs = [sample(m, "dev2", t0) for m in got]
+        assert seqs == list(range(seqs[0], seqs[0] + 12)), seqs
+        assert seqs[0] > 2  # the two acknowledged before the outage are not sent again
+        assert ts_ms(got[0]) < up_ms, "the first reading sent was not one taken offline"
+        assert [ts_ms(m) for m in got] == sorted(ts_ms(m) for m in got)
     finally:
         dev.kill()
         b1.stop()
