@@ -23,6 +23,7 @@
 #include "client/cli.h"
 #include "client/sock.h"
 #include "device/iio.h"
+#include "device/presence.h"
 #include "device/ring.h"
 #include "device/sample.h"
 #include "device/sim.h"
@@ -32,9 +33,6 @@
 #define INFLIGHT_WINDOW 64         /* samples handed to libmidge per device and not yet acked */
 #define DRAIN_AFTER_COUNT_MS 30000 /* -C done: how long buffered samples may still wait */
 #define SHUTDOWN_WAIT_MS 3000      /* clean exit: wait for the "offline" PUBACK this long */
-
-static const char ONLINE[] = "online";
-static const char OFFLINE[] = "offline";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -353,8 +351,8 @@ static void on_connect(midge_client_t *cl, void *ud, uint8_t reason, bool sessio
     }
     if (d->cli->debug)
         printf("%s: connected\n", d->id);
-    int rc =
-        midge_client_publish(cl, d->topic_status, ONLINE, sizeof ONLINE - 1, 1, true, NULL, NULL);
+    int rc = midge_client_publish(cl, d->topic_status, SENSOR_STATUS_ONLINE,
+                                  sizeof SENSOR_STATUS_ONLINE - 1, 1, true, NULL, NULL);
     if (rc)
         cli_error(d->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
 }
@@ -370,11 +368,7 @@ static int connect_device(sensor_t *s, device_t *d)
 {
     midge_options_t o = s->cli.o;
     o.client_id = d->id;
-    o.will_topic = d->topic_status;
-    o.will_payload = (const uint8_t *)OFFLINE;
-    o.will_payload_len = sizeof OFFLINE - 1;
-    o.will_qos = 1;
-    o.will_retain = true;
+    sensor_presence_will(&o, d->topic_status);
     o.will_props = &s->cli.will_props; /* -D will */
     o.reconnect = true;
     o.reconnect_min_ms = 500;
@@ -401,13 +395,15 @@ static void shutdown_device(sensor_t *s, device_t *d)
     if (!d->cl || !midge_client_is_connected(d->cl))
         return;
     int64_t until = sock_now_ms() + SHUTDOWN_WAIT_MS;
-    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) && sock_now_ms() < until) {
+    while (sensor_ring_peek(&d->ring) && midge_client_is_connected(d->cl) &&
+           sock_now_ms() < until) {
         drain(s, d);
         midge_client_step(d->cl, 50);
     }
     int left = (int)(until - sock_now_ms());
-    int rc = midge_client_publish_wait(d->cl, d->topic_status, OFFLINE, sizeof OFFLINE - 1, 1, true,
-                                       NULL, left > 100 ? left : 100, NULL);
+    int rc = midge_client_publish_wait(d->cl, d->topic_status, SENSOR_STATUS_OFFLINE,
+                                       sizeof SENSOR_STATUS_OFFLINE - 1, 1, true, NULL,
+                                       left > 100 ? left : 100, NULL);
     if (rc)
         cli_error(&s->cli, "%s: could not publish its status: %s", d->id, midge_strerror(rc));
     midge_client_disconnect_wait(d->cl, 0, 1000);

@@ -8,13 +8,11 @@
  * broker.
  */
 #include "device.h"
+#include "device/presence.h"
 
 #include <string.h>
 
 #define WINDOW 4 /* readings handed to libmidge and not yet acknowledged */
-
-static const char ONLINE[] = "online";
-static const char OFFLINE[] = "offline";
 
 static void note(device_t *d, const char *event, uint32_t value)
 {
@@ -34,8 +32,8 @@ static void on_connect(midge_client_t *c, void *ud, uint8_t reason, bool session
     }
     d->connects++;
     note(d, "connected", d->connects);
-    int rc = midge_client_publish(c, d->status_topic, ONLINE, sizeof ONLINE - 1, 1, true, NULL,
-                                  &d->status_mid);
+    int rc = midge_client_publish(c, d->status_topic, SENSOR_STATUS_ONLINE,
+                                  sizeof SENSOR_STATUS_ONLINE - 1, 1, true, NULL, &d->status_mid);
     if (rc)
         note(d, "status-failed", (uint32_t)-rc);
 }
@@ -90,11 +88,7 @@ int device_init(device_t *d, const device_config_t *cfg)
     o.port = cfg->port;
     o.client_id = d->id;
     o.keepalive = 30;
-    o.will_topic = d->status_topic;
-    o.will_payload = (const uint8_t *)OFFLINE;
-    o.will_payload_len = sizeof OFFLINE - 1;
-    o.will_qos = 1;
-    o.will_retain = true;
+    sensor_presence_will(&o, d->status_topic);
     o.reconnect = true;
     o.reconnect_min_ms = 1000;
     o.reconnect_max_ms = 30000;
