@@ -226,6 +226,29 @@ def test_birth_retained_and_will_after_sigkill(broker):
     assert (m.payload, m.retain) == (b"offline", 1)
 
 
+def test_v5_properties_on_readings_and_the_will(broker):
+    """-V 5 with -D publish and -D will: the readings carry the publish properties, and the
+    will the broker sends after SIGKILL carries the will properties."""
+    watcher = Client(broker, "watch-d", protocol=V5)
+    watcher.subscribe("sensors/prop1/#", qos=1)
+    s = Sensor(broker, "-i", "prop1", "--interval", "0.05", "--seed", "2", "-V", "5",
+               "-D", "publish", "content-type", "application/json",
+               "-D", "will", "user-property", "why", "power")
+    try:
+        m = watcher.expect_message()
+        assert (m.topic, m.payload) == ("sensors/prop1/status", b"online")
+        m = watcher.expect_message()
+        assert m.topic == "sensors/prop1/reading"
+        assert m.props.ContentType == "application/json"
+    finally:
+        s.signal(signal.SIGKILL)
+        s.wait()
+    while m.topic != "sensors/prop1/status":  # readings sent before the kill, then the will
+        m = watcher.expect_message()
+    assert m.payload == b"offline"
+    assert m.props.UserProperty == [("why", "power")]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_clean_exit_publishes_offline_once(broker, sig):
     watcher = Client(broker, "watch-t", protocol=V5)
