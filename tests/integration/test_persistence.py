@@ -6,6 +6,7 @@ exact packets matter (packet ids, PUBREL resent after a crash).
 """
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import threading
@@ -547,6 +548,25 @@ def test_periodic_mode_commits_on_its_interval(store):
     c = v5_session(b, "p")
     assert c.session_present
     assert c.expect_message().payload == b"x"
+
+
+def test_periodic_mode_commits_early_when_many_changes_wait(store):
+    """periodic: long before autosave_interval (an hour here) the store commits once
+    100000 changes wait, so memory stays bounded under a flood. 40000 QoS 1 messages of one
+    pair are 120000 changes (each message, its delivery to the persistent subscriber and
+    that delivery's removal): the subscriber's session is then committed, and a kill -9
+    finds it. Without the early commit nothing would be."""
+    store.extra = "persistence_mode periodic\nautosave_interval 3600"
+    b = store.start()
+    bench = os.path.join(os.path.dirname(MIDGE_BIN), "midge-bench")
+    p = subprocess.run([bench, "pairs", "-c", "1", "-q", "1", "-n", "40000", "--persistent",
+                        "-p", str(b.port), "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    b = store.restart("kill")
+    assert wait_until(lambda: "restored" in b.log()), b.log()
+    assert re.search(r"persistence file \S+: \d+ retained messages, 1 sessions, "
+                     r"1 subscriptions", b.log()), b.log()
 
 
 # ---- disk full ----
