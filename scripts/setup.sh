@@ -20,8 +20,8 @@ PACKAGES=(
     mosquitto mosquitto-clients libpaho-mqtt-dev paho.mqtt.c-examples
 )
 # Only for the tests: a real browser for tests/integration/test_dashboard.py (playwright-core
-# drives it; no browser is downloaded).
-TEST_PACKAGES=(chromium)
+# drives it; no browser is downloaded), and `ip` for test_demo.py's network namespace.
+TEST_PACKAGES=(chromium iproute2)
 case "${1:-}" in
 --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
 "") ;;
