@@ -2,16 +2,19 @@
 // (right axis) against time, sliding so that "now" stays at the right edge.
 
 import uPlot from 'uplot';
-
-/** How far back the charts go, and how much history a device keeps. */
-export const HISTORY_SECONDS = 3600;
+import { HISTORY_SECONDS } from './history.js';
 
 const TEMP_COLOUR = '#d9480f';
 const HUM_COLOUR = '#1c7ed6';
 
 export class DeviceChart {
-    /** Draws into `container` (sized by CSS) the points of `history` ({ms, temperature, humidity}). */
+    /**
+     * Draws into `container` (sized by CSS) the points of `history`: uPlot's columns
+     * ([x in seconds, temperature, humidity], see history.js), used as they are, not copied.
+     */
     constructor(container, history) {
+        this.history = history;
+        this.frame = 0; // the pending redraw's requestAnimationFrame id, 0 when none
         const opts = {
             width: Math.max(container.clientWidth, 200),
             height: 150,
@@ -35,7 +38,7 @@ export class DeviceChart {
                   values: (u, ticks) => ticks.map((v) => `${v}%`) },
             ],
         };
-        this.plot = new uPlot(opts, toColumns(history), container);
+        this.plot = new uPlot(opts, history, container);
         // Cards change width with the window (one column on a phone): follow them.
         this.resizer = new ResizeObserver(() => {
             const w = container.clientWidth;
@@ -45,11 +48,23 @@ export class DeviceChart {
         this.resizer.observe(container);
     }
 
-    setData(history) {
-        this.plot.setData(toColumns(history));
+    /**
+     * Redraws after the history changed (in place): once at the next animation frame however
+     * many readings came before it, and not at all while the page is hidden.
+     */
+    redraw() {
+        if (this.frame)
+            return;
+        this.frame = requestAnimationFrame(() => {
+            this.frame = 0;
+            this.plot.setData(this.history);
+        });
     }
 
     destroy() {
+        if (this.frame)
+            cancelAnimationFrame(this.frame);
+        this.frame = 0;
         this.resizer.disconnect();
         this.plot.destroy();
     }
@@ -72,11 +87,6 @@ function timeLabels(u, ticks) {
     const x = u.scales.x;
     const format = x.max - x.min < 600 ? { timeStyle: 'medium' } : { timeStyle: 'short' };
     return ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { ...format, hour12: false }));
-}
-
-/** uPlot's column format, x in seconds. */
-function toColumns(h) {
-    return [h.ms.map((ms) => ms / 1000), h.temperature.slice(), h.humidity.slice()];
 }
 
 /** A y range around [min, max] at least `span` wide, so that a flat line is not drawn on an edge. */

@@ -3,7 +3,8 @@
 // and the card that shows it. Payloads are checked by payloads.js and only ever put in the
 // page as text.
 
-import { DeviceChart, HISTORY_SECONDS } from './chart.js';
+import { DeviceChart } from './chart.js';
+import { addPoint, emptyHistory, trimHistory, typicalGap } from './history.js';
 import { formatAge, parseError, parseReading, parseTopic } from './payloads.js';
 
 const decoder = new TextDecoder();
@@ -24,7 +25,7 @@ class Device {
         this.id = id;
         this.latest = null; // {ms, temperature, humidity, seq}
         this.error = null; // {ms, text}
-        this.history = { ms: [], temperature: [], humidity: [] };
+        this.history = emptyHistory(); // uPlot's columns, the chart's data as they are
         this.card = this.buildCard();
         this.chart = null; // made once the card is in the page (it needs a width)
     }
@@ -55,37 +56,20 @@ class Device {
         return card;
     }
 
-    /** Adds a reading to the history (kept sorted by time) and shows it if it is the latest. */
+    /**
+     * Adds a reading to the history (kept sorted by time; what is over an hour old goes in
+     * DeviceBoard.tick) and shows it if it is the latest. The chart redraws at the next frame.
+     */
     addReading(r) {
-        const h = this.history;
-        let i = h.ms.length;
-        while (i > 0 && h.ms[i - 1] > r.ms)
-            i--; // a late, buffered reading goes where its timestamp says
-        if (i > 0 && h.ms[i - 1] === r.ms)
+        const now = Date.now();
+        if (!addPoint(this.history, r.ms, r.temperature, r.humidity, now))
             return; // the same reading again (the retained copy after a resubscribe)
-        h.ms.splice(i, 0, r.ms);
-        h.temperature.splice(i, 0, r.temperature);
-        h.humidity.splice(i, 0, r.humidity);
-        this.trimHistory(Date.now());
         if (!this.latest || r.ms >= this.latest.ms)
             this.latest = r;
         this.tempEl.textContent = this.latest.temperature.toFixed(1);
         this.humEl.textContent = this.latest.humidity.toFixed(1);
-        this.chart?.setData(h);
-        this.tick(Date.now());
-    }
-
-    /** Drops what is older than the charts show. */
-    trimHistory(now) {
-        const h = this.history;
-        let n = 0;
-        while (n < h.ms.length && h.ms[n] < now - HISTORY_SECONDS * 1000)
-            n++;
-        if (n) {
-            h.ms.splice(0, n);
-            h.temperature.splice(0, n);
-            h.humidity.splice(0, n);
-        }
+        this.chart?.redraw();
+        this.tick(now);
     }
 
     setStatus(text) {
@@ -102,9 +86,7 @@ class Device {
 
     /** The typical gap between readings (median of the last few), for telling stale data. */
     readingInterval() {
-        const ms = this.history.ms.slice(-6);
-        const gaps = ms.slice(1).map((t, i) => t - ms[i]).sort((a, b) => a - b);
-        return gaps.length ? gaps[Math.floor(gaps.length / 2)] : null;
+        return typicalGap(this.history);
     }
 
     /** Refreshes what changes with time alone: ages, staleness. */
@@ -183,8 +165,8 @@ export class DeviceBoard {
         for (const d of this.devices.values()) {
             d.tick(now);
             if (slide) {
-                d.trimHistory(now);
-                d.chart?.setData(d.history);
+                trimHistory(d.history, now);
+                d.chart?.redraw();
             }
         }
     }
