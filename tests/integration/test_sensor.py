@@ -411,6 +411,7 @@ def test_topic_prefix_and_the_default_id(broker):
     (["--interval", "0"], "--interval '0'"),
     (["--interval", "abc"], "--interval 'abc'"),
     (["--devices", "0"], "--devices '0'"),
+    (["--devices", "1001"], "--devices '1001': a number of devices from 1 to 1000"),
     (["--buffer", "-1"], "--buffer '-1'"),
     (["--seed", "x"], "--seed 'x'"),
     (["-q", "3"], "QoS"),
